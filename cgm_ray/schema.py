@@ -1,0 +1,57 @@
+"""The reading and trace schemas every part of cgm-ray exchanges, as Arrow tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from simulators.population import Cohort
+from simulators.sensor import Readings
+
+READING_SCHEMA = pa.schema([
+    pa.field("patient_id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+    pa.field("sensor_id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+    pa.field("ts_ms", pa.int64(), nullable=False),  # epoch milliseconds, UTC
+    pa.field("glucose_mgdl", pa.float32(), nullable=False),
+    pa.field("range_flag", pa.int8(), nullable=False),  # -1 LOW, 0 in range, 1 HIGH
+])
+
+TRACE_SCHEMA = pa.schema([
+    pa.field("patient", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+    pa.field("minute", pa.int64(), nullable=False),
+    pa.field("gsub_mgdl", pa.float64(), nullable=False),  # interstitial, x12/Vg
+    pa.field("bg_mgdl", pa.float64(), nullable=False),  # plasma, x3/Vg
+])
+
+
+def sensor_ids(sensor_model: str, keys: np.ndarray, session: np.ndarray) -> np.ndarray:
+    """Serial of each sensor: model, patient key and how many sensors came before."""
+    return np.char.add(np.char.add(f"{sensor_model}-", keys.astype(str)),
+                       np.char.add("-", session.astype(str)))
+
+
+def readings_table(readings: Readings, cohort: Cohort, start_ms: int,
+                   sensor_model: str) -> pa.Table:
+    """Readings as an Arrow table in ``READING_SCHEMA`` (ids dictionary-encoded)."""
+    patient_idx = readings.patient.astype(np.int32)
+    pair = readings.patient * (1 << 20) + readings.session
+    uniq, inverse = np.unique(pair, return_inverse=True)
+    ids = sensor_ids(sensor_model, cohort.keys[uniq >> 20], uniq & ((1 << 20) - 1))
+    return pa.table([
+        pa.DictionaryArray.from_arrays(pa.array(patient_idx), pa.array(cohort.names)),
+        pa.DictionaryArray.from_arrays(pa.array(inverse.astype(np.int32)), pa.array(ids)),
+        pa.array(start_ms + readings.minute * 60_000, pa.int64()),
+        pa.array(readings.glucose_mgdl, pa.float32()),
+        pa.array(readings.range_flag, pa.int8()),
+    ], schema=READING_SCHEMA)
+
+
+def trace_table(cohort: Cohort, t0: int, gsub_mgdl: np.ndarray, bg_mgdl: np.ndarray) -> pa.Table:
+    """Per-minute true glucose of a chunk starting at minute ``t0``, one row per patient-minute."""
+    n, n_min = gsub_mgdl.shape
+    return pa.table([
+        pa.DictionaryArray.from_arrays(pa.array(np.repeat(np.arange(n, dtype=np.int32), n_min)),
+                                       pa.array(cohort.names)),
+        pa.array(np.tile(np.arange(t0, t0 + n_min, dtype=np.int64), n)),
+        pa.array(gsub_mgdl.ravel()), pa.array(bg_mgdl.ravel()),
+    ], schema=TRACE_SCHEMA)

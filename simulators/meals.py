@@ -1,0 +1,107 @@
+"""Meal schedules: fixed lists and seeded random daily meals, as flat event arrays.
+
+A plan answers "which meals start in minutes [t0, t1)?" for any window, so the engine can
+run indefinitely (a fleet) in chunks. Random meals are a pure function of
+(seed, patient key, day), hence independent of chunking and sharding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from scipy.special import ndtr, ndtri
+
+from simulators import rng
+
+MINUTES_PER_DAY = 1440
+
+
+@dataclass(frozen=True)
+class MealEvents:
+    """Meal starts sorted by (patient row, minute); ``meal_id`` keys per-meal randomness."""
+
+    patient: np.ndarray  # int64 row in the cohort
+    minute: np.ndarray  # int64 simulation minute the meal starts
+    grams: np.ndarray  # float64 carbohydrate, eaten at 5 g/min
+    bolus: np.ndarray  # bool: the patient boluses for it
+    meal_id: np.ndarray  # int64 unique per patient
+
+    @staticmethod
+    def concat(parts: list["MealEvents"]) -> "MealEvents":
+        """Merge event sets and sort by (patient, minute)."""
+        cols = {f: np.concatenate([getattr(p, f) for p in parts]) for f in
+                ("patient", "minute", "grams", "bolus", "meal_id")}
+        order = np.lexsort((cols["minute"], cols["patient"]))
+        return MealEvents(**{k: v[order] for k, v in cols.items()})
+
+
+class MealPlan(Protocol):
+    """Anything that lists the meals starting in a window."""
+
+    def events(self, keys: np.ndarray, t0: int, t1: int) -> MealEvents: ...
+
+
+@dataclass(frozen=True)
+class FixedMeals:
+    """The same meals for every patient, at minute offsets from the start."""
+
+    minute: tuple[int, ...]
+    grams: tuple[float, ...]
+    bolus: tuple[bool, ...]
+
+    def events(self, keys: np.ndarray, t0: int, t1: int) -> MealEvents:
+        minute = np.asarray(self.minute, dtype=np.int64)
+        sel = np.flatnonzero((minute >= t0) & (minute < t1))
+        n = len(keys)
+        return MealEvents(
+            patient=np.repeat(np.arange(n, dtype=np.int64), len(sel)),
+            minute=np.tile(minute[sel], n), grams=np.tile(np.asarray(self.grams)[sel], n),
+            bolus=np.tile(np.asarray(self.bolus, dtype=bool)[sel], n),
+            meal_id=np.tile(sel.astype(np.int64), n),
+        )
+
+
+@dataclass(frozen=True)
+class RandomDailyMeals:
+    """simglucose's RandomScenario: six candidate meals a day (shared/docs/cgm-domain.md)."""
+
+    seed: int
+    start_minute_of_day: int = 0  # time of day at simulation minute 0
+    probability: tuple[float, ...] = (0.95, 0.3, 0.95, 0.3, 0.95, 0.3)
+    time_mean_h: tuple[float, ...] = (7, 9.5, 12, 15, 18, 21.5)
+    time_sd_min: tuple[float, ...] = (60, 30, 60, 30, 60, 30)
+    time_lo_h: tuple[float, ...] = (5, 9, 10, 14, 16, 20)
+    time_hi_h: tuple[float, ...] = (9, 10, 14, 16, 20, 23)
+    grams_mean: tuple[float, ...] = (45, 10, 70, 10, 80, 10)
+    grams_sd: tuple[float, ...] = (10, 5, 10, 5, 10, 5)
+
+    def events(self, keys: np.ndarray, t0: int, t1: int) -> MealEvents:
+        first_day = (t0 + self.start_minute_of_day) // MINUTES_PER_DAY
+        last_day = (t1 - 1 + self.start_minute_of_day) // MINUTES_PER_DAY
+        parts = [self._day(keys, day) for day in range(first_day, last_day + 1)]
+        ev = MealEvents.concat(parts)
+        sel = (ev.minute >= t0) & (ev.minute < t1)
+        return MealEvents(**{f: getattr(ev, f)[sel] for f in
+                             ("patient", "minute", "grams", "bolus", "meal_id")})
+
+    def _day(self, keys: np.ndarray, day: int) -> MealEvents:
+        n, slots = len(keys), len(self.probability)
+        counter = (day * 8 + np.arange(slots))[None, :]
+        k = keys[:, None]
+        present = rng.uniform(self.seed, k, rng.MEAL_PRESENT, counter) < np.asarray(self.probability)
+        mean = np.asarray(self.time_mean_h) * 60
+        sd = np.asarray(self.time_sd_min)
+        lo = ndtr((np.asarray(self.time_lo_h) * 60 - mean) / sd)
+        hi = ndtr((np.asarray(self.time_hi_h) * 60 - mean) / sd)
+        u = rng.uniform(self.seed, k, rng.MEAL_TIME, counter)
+        minute_of_day = np.round(mean + sd * ndtri(lo + u * (hi - lo))).astype(np.int64)
+        grams = np.maximum(np.round(np.asarray(self.grams_mean) + np.asarray(self.grams_sd)
+                                    * rng.normal(self.seed, k, rng.MEAL_AMOUNT, counter)), 0)
+        present &= grams > 0
+        minute = day * MINUTES_PER_DAY - self.start_minute_of_day + minute_of_day
+        rows = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], (n, slots))
+        return MealEvents(patient=rows[present], minute=minute[present], grams=grams[present],
+                          bolus=np.ones(int(present.sum()), dtype=bool),
+                          meal_id=np.broadcast_to(counter, (n, slots))[present].astype(np.int64))

@@ -1,0 +1,65 @@
+"""`cgm-ray simulate`: files written, and bad input reported by field with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from cgm_ray.cli import main
+
+CHECK = """\
+duration_min: 1440
+patients: [adult#001, child#004]
+sensor: {model: ideal}
+therapy: {basal: steady_state, bolus: carb_ratio}
+meals:
+  - {minute: 420, grams: 50}
+  - {minute: 1320, grams: 15, bolus: false}
+"""
+
+
+def test_simulate_writes_readings_and_trace(tmp_path):
+    scenario = tmp_path / "check.yaml"
+    scenario.write_text(CHECK)
+    assert main(["simulate", str(scenario), "--out", str(tmp_path / "out"), "--trace",
+                 "--quiet"]) == 0
+    trace = pq.read_table(tmp_path / "out" / "trace.parquet").to_pydict()
+    assert set(trace) == {"patient", "minute", "gsub_mgdl", "bg_mgdl"}
+    assert len(trace["minute"]) == 2 * 1440 and set(trace["patient"]) == {"adult#001", "child#004"}
+    readings = pq.read_table(tmp_path / "out" / "readings.parquet")
+    assert readings.num_rows == 2 * 1440
+    assert readings.column_names == ["patient_id", "sensor_id", "ts_ms", "glucose_mgdl", "range_flag"]
+    adult = np.array(trace["gsub_mgdl"])[np.array(trace["patient"]) == "adult#001"]
+    assert adult[430:600].max() > adult[0] + 20  # the 50 g meal shows
+
+
+def test_json_scenarios_work_too(tmp_path):
+    scenario = tmp_path / "s.json"
+    scenario.write_text(json.dumps({"duration_min": 60, "patients": {"n": 5, "seed": 1},
+                                    "sensor": {"model": "dexcom_g7", "start": "staggered"}}))
+    assert main(["simulate", str(scenario), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert pq.read_table(tmp_path / "o" / "readings.parquet").num_rows > 0
+
+
+@pytest.mark.parametrize("text, field", [
+    (CHECK.replace("child#004", "child#404"), "patients[1]"),
+    (CHECK.replace("grams: 50", "grams: -50"), "meals.0.grams"),
+    (CHECK.replace("model: ideal", "model: dexcom_g99"), "sensor.model"),
+    ("duration_min: [1440\npatients: x", "malformed YAML"),
+    ("- just\n- a list\n", "must be a mapping"),
+    (CHECK.replace("duration_min: 1440\n", ""), "duration_min"),
+])
+def test_bad_scenarios_name_the_problem(tmp_path, capsys, text, field):
+    scenario = tmp_path / "bad.yaml"
+    scenario.write_text(text)
+    assert main(["simulate", str(scenario), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert field in err and "Traceback" not in err
+
+
+def test_missing_file_is_reported(tmp_path, capsys):
+    assert main(["simulate", str(tmp_path / "nope.yaml"), "--out", str(tmp_path)]) == 2
+    assert "cannot read scenario file" in capsys.readouterr().err

@@ -1,0 +1,46 @@
+"""Reference and sampled virtual patients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cgm_ray.errors import ConfigError
+from simulators.engine import Simulation
+from simulators.meals import FixedMeals
+from simulators.models import get_model
+from simulators.population import REFERENCE_NAMES, reference_cohort, sample_cohort, steady_state
+from simulators.sensor import get_sensor
+from simulators.therapy import Therapy
+
+
+def test_steady_state_derivation_reproduces_the_reference_table():
+    ref = reference_cohort(list(REFERENCE_NAMES))
+    free = dict(ref.params)
+    from simulators.population import REFERENCE
+    for k in ("EGPb", "Ib"):
+        free[k] = np.array([REFERENCE[n][k] for n in REFERENCE_NAMES])
+    derived, x0 = steady_state(free)
+    np.testing.assert_allclose(x0, ref.x0, rtol=1e-9)
+    for k in ("kp1", "Vm0", "u2ss"):
+        np.testing.assert_allclose(derived[k], ref.params[k], rtol=1e-9)
+
+
+def test_sampled_patients_are_reproducible_distinct_and_at_rest():
+    a, b = sample_cohort(300, seed=11), sample_cohort(300, seed=11)
+    np.testing.assert_array_equal(a.params["kabs"], b.params["kabs"])
+    assert len(np.unique(a.params["Vmx"])) == 300
+    # patient j does not depend on how many are drawn
+    np.testing.assert_array_equal(sample_cohort(10, seed=11).params["kp1"], a.params["kp1"][:10])
+    sim = Simulation(get_model("uva_padova"), a, FixedMeals((), (), ()), Therapy(),
+                     get_sensor("ideal"))
+    g = sim.advance(600, trace=True).gsub_mgdl
+    assert np.abs(g - g[:, :1]).max() < 0.05
+    assert 100 < g[:, 0].min() and g[:, 0].max() < 180
+
+
+def test_unknown_patient_and_empty_population_are_reported():
+    with pytest.raises(ConfigError, match=r"patients\[1\].*adult#011"):
+        reference_cohort(["adult#001", "adult#011"])
+    with pytest.raises(ConfigError, match="population.n"):
+        sample_cohort(0, seed=1)
