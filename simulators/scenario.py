@@ -22,6 +22,7 @@ from simulators.models import get_model
 from simulators.population import AGE_GROUPS, Cohort, reference_cohort, sample_cohort
 from simulators.sensor import SensorSpec, get_sensor
 from simulators.therapy import Therapy
+from simulators.titration import titrate
 
 
 class _Strict(BaseModel):
@@ -95,7 +96,7 @@ class Scenario(_Strict):
     def cohort(self) -> Cohort:
         if isinstance(self.patients, PopulationSpec):
             p = self.patients
-            return sample_cohort(p.n, p.seed, p.groups)
+            return titrate(sample_cohort(p.n, p.seed, p.groups), self.model)
         return reference_cohort(self.patients)
 
     def sensor_spec(self) -> SensorSpec:

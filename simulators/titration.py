@@ -1,0 +1,42 @@
+"""In-silico titration of sampled patients' carb ratios (and correction factors).
+
+Blended patients inherit their parents' therapy, which can over- or under-dose them. As in
+in-silico trials (Kovatchev et al. 2009), each patient's carb ratio is scaled so that a
+standard 50 g meal with its bolus brings glucose back near the fasting level five hours
+later without going below 80 mg/dL; the correction factor is scaled alike, since both
+measure the patient's insulin sensitivity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from simulators.engine import Simulation
+from simulators.meals import FixedMeals
+from simulators.models import get_model
+from simulators.population import Cohort
+from simulators.sensor import get_sensor
+from simulators.therapy import Therapy
+
+CR_FACTORS = np.array([0.6, 0.7, 0.85, 1.0, 1.2, 1.45, 1.75, 2.1])
+TEST_MEAL_G = 50.0
+MEAL_MIN, HORIZON_MIN = 30, 330
+NADIR_FLOOR_MGDL = 80.0
+
+
+def titrate(cohort: Cohort, model: str = "uva_padova") -> Cohort:
+    """The cohort with each carb ratio and correction factor scaled to its best factor."""
+    n, k = len(cohort), len(CR_FACTORS)
+    rows = np.repeat(np.arange(n), k)
+    trial = replace(cohort.take(rows), cr_g_per_u=cohort.cr_g_per_u[rows] * np.tile(CR_FACTORS, n))
+    sim = Simulation(get_model(model), trial, FixedMeals((MEAL_MIN,), (TEST_MEAL_G,), (True,)),
+                     Therapy(), get_sensor("ideal"))
+    g = sim.advance(HORIZON_MIN, trace=True).gsub_mgdl.reshape(n, k, HORIZON_MIN)
+    safe = g.min(axis=2) >= NADIR_FLOOR_MGDL
+    miss = np.abs(g[:, :, -1] - g[:, :, 0])
+    best = np.where(safe.any(axis=1), np.argmin(np.where(safe, miss, np.inf), axis=1), k - 1)
+    factor = CR_FACTORS[best]
+    return replace(cohort, cr_g_per_u=cohort.cr_g_per_u * factor,
+                   cf_mgdl_per_u=cohort.cf_mgdl_per_u * factor)
