@@ -25,6 +25,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from cgm_ray.metrics import risk_index
 from simulators.engine import Simulation
 from simulators.meals import RandomDailyMeals
 from simulators.models import get_model
@@ -33,12 +34,6 @@ from simulators.sensor import get_sensor
 from simulators.therapy import Therapy
 
 BG_LIMITS_MGDL = (20.0, 600.0)
-
-
-def risk_index(glucose_mgdl: np.ndarray) -> np.ndarray:
-    """Kovatchev's symmetric risk r(G) = 10*f(G)^2."""
-    g = np.clip(glucose_mgdl, 1.0, None)
-    return 10.0 * (1.509 * (np.log(g) ** 1.084 - 5.381)) ** 2
 
 
 class T1DVectorEnv(VectorEnv):

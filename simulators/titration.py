@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from cgm_ray.metrics import risk_index
 from simulators.engine import Simulation
 from simulators.meals import FixedMeals
 from simulators.models import get_model
@@ -22,7 +23,7 @@ from simulators.therapy import Therapy
 
 CR_FACTORS = np.array([0.6, 0.7, 0.85, 1.0, 1.2, 1.45, 1.75, 2.1])
 TEST_MEAL_G = 50.0
-MEAL_MIN, HORIZON_MIN = 30, 330
+MEAL_MIN, HORIZON_MIN = 30, 360
 NADIR_FLOOR_MGDL = 80.0
 
 
@@ -35,8 +36,8 @@ def titrate(cohort: Cohort, model: str = "uva_padova") -> Cohort:
                      Therapy(), get_sensor("ideal"))
     g = sim.advance(HORIZON_MIN, trace=True).gsub_mgdl.reshape(n, k, HORIZON_MIN)
     safe = g.min(axis=2) >= NADIR_FLOOR_MGDL
-    miss = np.abs(g[:, :, -1] - g[:, :, 0])
-    best = np.where(safe.any(axis=1), np.argmin(np.where(safe, miss, np.inf), axis=1), k - 1)
+    risk = risk_index(g).mean(axis=2)
+    best = np.where(safe.any(axis=1), np.argmin(np.where(safe, risk, np.inf), axis=1), k - 1)
     factor = CR_FACTORS[best]
     return replace(cohort, cr_g_per_u=cohort.cr_g_per_u * factor,
                    cf_mgdl_per_u=cohort.cf_mgdl_per_u * factor)

@@ -11,8 +11,7 @@ MODELS: dict[str, PhysiologyModel] = {
     "uva_padova": PhysiologyModel(
         name="uva_padova", state_names=uva_padova.STATE_NAMES,
         param_names=uva_padova.PARAM_NAMES,
-        advance=make_advance(uva_padova.derivatives, uva_padova.gsub_mgdl, uva_padova.bg_mgdl,
-                             len(uva_padova.STATE_NAMES)),
+        advance=uva_padova.advance,
         build_params=lambda cohort: cohort.params, initial_state=lambda cohort: cohort.x0,
         basal_u_per_min=uva_padova.basal_u_per_min,
     ),
