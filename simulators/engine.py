@@ -14,12 +14,13 @@ import numpy as np
 
 from simulators import sensor as sensors
 from simulators.integrator import CF_MGDL_PER_U, CORRECT_ABOVE_MGDL, N_MEAL_STATE, TARGET_MGDL
-from simulators.meals import MealEvents, MealPlan
+from simulators.meals import MealEvents, MealPlan, window
 from simulators.models import PhysiologyModel
 from simulators.population import Cohort
-from simulators.therapy import Therapy, meal_boluses
+from simulators.therapy import BolusEvents, Therapy, meal_boluses
 
 DEFAULT_CHUNK_MIN = 60
+EVENT_BUFFER_MIN = 1440  # meals and boluses are drawn a simulated day at a time
 
 
 @dataclass(frozen=True)
@@ -60,30 +61,33 @@ class Simulation:
         self.x = np.array(model.initial_state(cohort), dtype=np.float64, order="C")  # a copy
         self.meal_state = np.zeros((n, N_MEAL_STATE))
         self.sensor_state = sensors.SensorState.new(sensor, cohort.keys, seed, staggered_sensors)
+        self._buffer_lo = self._buffer_hi = 0
 
     def __len__(self) -> int:
         return len(self.cohort)
 
-    def _events(self, t0: int, t1: int) -> tuple[MealEvents, tuple[np.ndarray, ...]]:
-        keys = self.cohort.keys
-        meals = self.meals.events(keys, t0, t1)
-        back = self.therapy.max_delay_min
-        early = self.meals.events(keys, t0 - back, t0) if back else None
-        bol = meal_boluses(self.therapy, MealEvents.concat([meals, early]) if early else meals,
-                           keys, self.cohort.cr_g_per_u, self.seed)
-        sel = (bol.minute >= t0) & (bol.minute < t1)
-        return meals, (bol.patient[sel], bol.minute[sel], bol.units[sel], bol.correct[sel])
+    def _events(self, t0: int, t1: int) -> tuple[MealEvents, BolusEvents]:
+        """Meals and boluses starting in [t0, t1), from a buffer refilled a day at a time."""
+        if not (self._buffer_lo <= t0 and t1 <= self._buffer_hi):
+            lo, hi = t0, max(t1, t0 + EVENT_BUFFER_MIN)
+            keys, back = self.cohort.keys, self.therapy.max_delay_min
+            meals = self.meals.events(keys, lo - back, hi)
+            boluses = meal_boluses(self.therapy, meals, keys, self.cohort.cr_g_per_u, self.seed)
+            self._meal_buffer = window(meals, lo, hi)
+            self._bolus_buffer = window(boluses, lo, hi)
+            self._buffer_lo, self._buffer_hi = lo, hi
+        return window(self._meal_buffer, t0, t1), window(self._bolus_buffer, t0, t1)
 
     def advance(self, n_min: int, trace: bool = False) -> Step:
         """Simulate the next ``n_min`` minutes; return the readings emitted in them."""
         t0, n = self.minute, len(self)
-        meals, (b_patient, b_minute, b_units, b_correct) = self._events(t0, t0 + n_min)
+        meals, bol = self._events(t0, t0 + n_min)
         gsub = np.empty((n, n_min))
         bg = np.empty((n, n_min))
         self.model.advance(
             self.x, self.params, self.meal_state, self.therapy_rows, self.basal_u_per_min,
             t0, n_min, self.substeps, _csr(meals.patient, n), meals.minute, meals.grams,
-            _csr(b_patient, n), b_minute, b_units, b_correct, gsub, bg)
+            _csr(bol.patient, n), bol.minute, bol.units, bol.correct, gsub, bg)
         readings = sensors.sample(self.sensor, self.sensor_state, gsub, t0, self.cohort.keys,
                                   self.seed)
         self.minute += n_min

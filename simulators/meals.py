@@ -8,7 +8,7 @@ run indefinitely (a fleet) in chunks. Random meals are a pure function of
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 from scipy.special import ndtr, ndtri
@@ -37,6 +37,15 @@ class MealEvents:
         return MealEvents(**{k: v[order] for k, v in cols.items()})
 
 
+E = TypeVar("E")
+
+
+def window(events: E, t0: int, t1: int) -> E:
+    """The events (arrays sorted by patient, then minute) whose minute is in [t0, t1)."""
+    sel = (events.minute >= t0) & (events.minute < t1)
+    return type(events)(**{k: v[sel] for k, v in vars(events).items()})
+
+
 class MealPlan(Protocol):
     """Anything that lists the meals starting in a window."""
 
@@ -53,7 +62,7 @@ class FixedMeals:
 
     def events(self, keys: np.ndarray, t0: int, t1: int) -> MealEvents:
         minute = np.asarray(self.minute, dtype=np.int64)
-        sel = np.flatnonzero((minute >= t0) & (minute < t1))
+        sel = np.flatnonzero((minute >= t0) & (minute < t1))  # meal list order
         n = len(keys)
         return MealEvents(
             patient=np.repeat(np.arange(n, dtype=np.int64), len(sel)),
@@ -81,10 +90,7 @@ class RandomDailyMeals:
         first_day = (t0 + self.start_minute_of_day) // MINUTES_PER_DAY
         last_day = (t1 - 1 + self.start_minute_of_day) // MINUTES_PER_DAY
         parts = [self._day(keys, day) for day in range(first_day, last_day + 1)]
-        ev = MealEvents.concat(parts)
-        sel = (ev.minute >= t0) & (ev.minute < t1)
-        return MealEvents(**{f: getattr(ev, f)[sel] for f in
-                             ("patient", "minute", "grams", "bolus", "meal_id")})
+        return window(MealEvents.concat(parts), t0, t1)
 
     def _day(self, keys: np.ndarray, day: int) -> MealEvents:
         n, slots = len(keys), len(self.probability)

@@ -125,25 +125,47 @@ def _knot(e: float, pacf: float, gamma: float, lam: float, delta: float, xi: flo
     return e, xi + lam * np.sinh((e - gamma) / delta)
 
 
+@njit(cache=True, error_model="numpy")
+def _drift(seed: int, key: int, session: int, gain_sd: float, offset_sd: float) -> tuple[float, float]:
+    """This sensor's calibration drift: gain (1/day) and offset (mg/dL per day)."""
+    if gain_sd == 0.0 and offset_sd == 0.0:
+        return 0.0, 0.0
+    return (gain_sd * rng.normal_scalar(seed, key, rng.SENSOR_DRIFT, 2 * session),
+            offset_sd * rng.normal_scalar(seed, key, rng.SENSOR_DRIFT, 2 * session + 1))
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
 def _sample(gsub, t0, keys, seed, sp, start, session, knot_base, ring, ar, dropout_until,
             out_minute, out_value, out_flag, out_session, counts):
     (period, noise, pacf, gamma, lam, delta, xi, clip_lo, clip_hi, rep_lo, rep_hi, warmup,
      life, gap, p_drop, drop_mean, drift_gain, drift_off) = sp
     period_i, warmup_i, life_i, gap_i = int(period), int(warmup), int(life), int(gap)
+    end = t0 + gsub.shape[1]
     for i in prange(gsub.shape[0]):
         key = keys[i]
         c = 0
-        for m in range(gsub.shape[1]):
-            t = t0 + m
-            while life_i > 0 and t >= start[i] + life_i + gap_i:
+        gain, off = _drift(seed, key, session[i], drift_gain, drift_off)
+        t = t0
+        while t < end:  # jumps from one possible sample time to the next
+            if life_i > 0 and t >= start[i] + life_i + gap_i:  # expired: a new sensor
                 start[i] += life_i + gap_i
                 session[i] += 1
                 knot_base[i] = -1
-            age = t - start[i]
-            if age < warmup_i or age >= (life_i if life_i > 0 else age + 1):
+                gain, off = _drift(seed, key, session[i], drift_gain, drift_off)
                 continue
-            if (age - warmup_i) % period_i != 0 or t < dropout_until[i]:
+            age = t - start[i]
+            if age < warmup_i:
+                t = start[i] + warmup_i
+                continue
+            if life_i > 0 and age >= life_i:
+                t = start[i] + life_i + gap_i
+                continue
+            late = (age - warmup_i) % period_i
+            if late:
+                t += period_i - late
+                continue
+            if t < dropout_until[i]:
+                t = dropout_until[i]
                 continue
             sample_no = (age - warmup_i) // period_i
             if p_drop > 0.0:
@@ -152,12 +174,8 @@ def _sample(gsub, t0, keys, seed, sp, start, session, knot_base, ring, ar, dropo
                     u = rng.uniform_scalar(seed, key, rng.SENSOR_DROPOUT, ctr + 1)
                     dropout_until[i] = t + max(period_i, int(np.round(-drop_mean * np.log(u))))
                     continue
-            g = gsub[i, m]
-            if drift_gain > 0.0 or drift_off > 0.0:
-                days = age / 1440.0
-                gain = drift_gain * rng.normal_scalar(seed, key, rng.SENSOR_DRIFT, 2 * session[i])
-                off = drift_off * rng.normal_scalar(seed, key, rng.SENSOR_DRIFT, 2 * session[i] + 1)
-                g = g * (1.0 + gain * days) + off * days
+            days = age / 1440.0
+            g = gsub[i, t - t0] * (1.0 + gain * days) + off * days
             if noise > 0.0:
                 pos = age / NOISE_KNOT_MIN + 1.0  # knot j sits at age (j - 1) * 15 min
                 k = int(pos)
@@ -187,6 +205,7 @@ def _sample(gsub, t0, keys, seed, sp, start, session, knot_base, ring, ar, dropo
             out_flag[i, c] = flag
             out_session[i, c] = session[i]
             c += 1
+            t += period_i
         counts[i] = c
 
 
