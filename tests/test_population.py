@@ -44,3 +44,17 @@ def test_unknown_patient_and_empty_population_are_reported():
         reference_cohort(["adult#001", "adult#011"])
     with pytest.raises(ConfigError, match="population.n"):
         sample_cohort(0, seed=1)
+
+
+def test_titrated_population_stays_stable_on_random_days():
+    from simulators.meals import RandomDailyMeals
+    from simulators.titration import titrate
+
+    cohort = titrate(sample_cohort(200, seed=21))
+    sim = Simulation(get_model("uva_padova"), cohort, RandomDailyMeals(5), Therapy(),
+                     get_sensor("ideal"))
+    g = np.concatenate([s.gsub_mgdl for s in sim.run(2 * 1440, trace=True)], axis=1)
+    tir = ((g >= 70) & (g <= 180)).mean(axis=1)
+    assert np.median(tir) > 0.75
+    assert (g < 54).mean() < 0.005
+    assert g.min() > 30 and np.percentile(g.max(axis=1), 95) < 350 and g.max() < 600
