@@ -122,8 +122,11 @@ def steady_state(p: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.nd
     return out, x0
 
 
+FIRST_SAMPLED_KEY = 1_000_000  # reference patients have keys 1..100
+
+
 def sample_cohort(n: int, seed: int, groups: tuple[str, ...] = AGE_GROUPS,
-                  first_key: int = 1_000_000) -> Cohort:
+                  first_key: int = FIRST_SAMPLED_KEY) -> Cohort:
     """``n`` distinct plausible patients; patient j depends only on (seed, first_key + j)."""
     if n < 1:
         raise ConfigError("population.n", f"must be at least 1, got {n}")

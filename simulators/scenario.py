@@ -7,50 +7,45 @@ ready ``Simulation``. The README documents every field.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
-from cgm_ray.errors import ConfigError
+from cgm_ray.config import Strict, read_mapping, validate
 from simulators.engine import Simulation
 from simulators.meals import FixedMeals, MealPlan, RandomDailyMeals
 from simulators.models import get_model
-from simulators.population import AGE_GROUPS, Cohort, reference_cohort, sample_cohort
+from simulators.population import (AGE_GROUPS, FIRST_SAMPLED_KEY, Cohort, reference_cohort,
+                                   sample_cohort)
 from simulators.sensor import SensorSpec, get_sensor
 from simulators.therapy import Therapy
 from simulators.titration import titrate
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Meal(_Strict):
+class Meal(Strict):
     minute: int = Field(ge=0, description="start, minutes from the scenario start")
     grams: float = Field(ge=0, le=500, description="carbohydrate, eaten at 5 g/min")
     bolus: bool = True
 
 
-class RandomMeals(_Strict):
+class RandomMeals(Strict):
     random: Literal["daily"] = "daily"
 
 
-class PopulationSpec(_Strict):
+class PopulationSpec(Strict):
     n: int = Field(ge=1, le=10_000_000)
     seed: int = 0
     groups: tuple[Literal["adolescent", "adult", "child"], ...] = AGE_GROUPS
 
 
-class SensorConfig(_Strict):
+class SensorConfig(Strict):
     model: str = "dexcom_g6"
     start: Literal["fresh", "staggered"] = "fresh"
 
 
-class TherapyConfig(_Strict):
+class TherapyConfig(Strict):
     basal: Literal["steady_state", "none"] = "steady_state"
     bolus: Literal["carb_ratio", "none"] = "carb_ratio"
     correction: bool = False
@@ -68,7 +63,7 @@ class TherapyConfig(_Strict):
         return v
 
 
-class Scenario(_Strict):
+class Scenario(Strict):
     """A simulation scenario as written in a file."""
 
     duration_min: int = Field(ge=1, le=10 * 365 * 1440)
@@ -93,11 +88,19 @@ class Scenario(_Strict):
         start = self.start if self.start.tzinfo else self.start.replace(tzinfo=timezone.utc)
         return int(start.timestamp() * 1000)
 
-    def cohort(self) -> Cohort:
+    @property
+    def n_patients(self) -> int:
+        p = self.patients
+        return p.n if isinstance(p, PopulationSpec) else len(p)
+
+    def cohort(self, lo: int = 0, hi: int | None = None) -> Cohort:
+        """Patients [lo, hi) of this scenario: a shard is the same patients as in the whole."""
+        hi = self.n_patients if hi is None else hi
         if isinstance(self.patients, PopulationSpec):
             p = self.patients
-            return titrate(sample_cohort(p.n, p.seed, p.groups), self.model)
-        return reference_cohort(self.patients)
+            sampled = sample_cohort(hi - lo, p.seed, p.groups, first_key=FIRST_SAMPLED_KEY + lo)
+            return titrate(sampled, self.model)
+        return reference_cohort(self.patients[lo:hi])
 
     def sensor_spec(self) -> SensorSpec:
         return get_sensor(self.sensor.model)
@@ -118,35 +121,15 @@ class Scenario(_Strict):
             substeps=self.substeps)
 
 
-def _field(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc if not str(p).startswith(("list[", "function-")) and
-                    p not in ("PopulationSpec", "RandomMeals")) or "scenario"
-
-
 def parse_scenario(data: object) -> Scenario:
     """Validate a scenario mapping; errors name the offending field."""
-    try:
-        scenario = Scenario.model_validate(data)
-        scenario.sensor_spec()
-        if isinstance(scenario.patients, list):
-            reference_cohort(scenario.patients)
-        return scenario
-    except ValidationError as exc:
-        first = max(exc.errors(), key=lambda e: len(e["loc"]))  # the most specific branch
-        raise ConfigError(_field(first["loc"]), first["msg"]) from None
+    scenario = validate(Scenario, data)
+    scenario.sensor_spec()
+    if isinstance(scenario.patients, list):
+        reference_cohort(scenario.patients)
+    return scenario
 
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read a YAML or JSON scenario file."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read scenario file: {exc.strerror}") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(str(path), f"malformed {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(str(path), "a scenario must be a mapping of fields (duration_min, patients, ...)")
-    return parse_scenario(data)
+    return parse_scenario(read_mapping(path))

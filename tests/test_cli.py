@@ -62,4 +62,4 @@ def test_bad_scenarios_name_the_problem(tmp_path, capsys, text, field):
 
 def test_missing_file_is_reported(tmp_path, capsys):
     assert main(["simulate", str(tmp_path / "nope.yaml"), "--out", str(tmp_path)]) == 2
-    assert "cannot read scenario file" in capsys.readouterr().err
+    assert "nope.yaml: cannot read file" in capsys.readouterr().err

@@ -1,0 +1,54 @@
+"""Loading typed configuration (pydantic models) from YAML/JSON with field-named errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from cgm_ray.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """Base of every config model: unknown fields are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _field(loc: tuple) -> str:
+    parts = [str(p) for p in loc]
+    # Drop pydantic's union-branch labels ("list[...]", model class names) from the path.
+    parts = [p for p in parts if not p.startswith(("list[", "function-")) and not p[:1].isupper()]
+    return ".".join(parts) or "(top level)"
+
+
+def validate(model: type[M], data: object) -> M:
+    """``model`` validated from ``data``; the first, most specific error names its field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = max(exc.errors(), key=lambda e: len(e["loc"]))  # the deepest union branch
+        raise ConfigError(_field(first["loc"]), first["msg"]) from None
+
+
+def read_mapping(path: str | Path) -> dict:
+    """A YAML or JSON file's top-level mapping."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read file: {exc.strerror}") from None
+    kind = "JSON" if path.suffix == ".json" else "YAML"
+    try:
+        data = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(str(path), f"malformed {kind}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "must be a mapping of fields, not "
+                          f"{type(data).__name__}")
+    return data
