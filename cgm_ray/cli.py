@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cgm_ray.errors import CgmRayError
+from cgm_ray.fleet_cli import add_commands
 from cgm_ray.schema import READING_SCHEMA, TRACE_SCHEMA, readings_table, trace_table
 
 
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="simulated minutes per compiled step (memory vs. overhead)")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(func=cmd_simulate)
+    add_commands(sub)
     return parser
 
 

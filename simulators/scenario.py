@@ -38,6 +38,7 @@ class PopulationSpec(Strict):
     n: int = Field(ge=1, le=10_000_000)
     seed: int = 0
     groups: tuple[Literal["adolescent", "adult", "child"], ...] = AGE_GROUPS
+    titrate: bool = Field(True, description="tune each carb ratio in silico (simulators.titration)")
 
 
 class SensorConfig(Strict):
@@ -93,13 +94,17 @@ class Scenario(Strict):
         p = self.patients
         return p.n if isinstance(p, PopulationSpec) else len(p)
 
-    def cohort(self, lo: int = 0, hi: int | None = None) -> Cohort:
-        """Patients [lo, hi) of this scenario: a shard is the same patients as in the whole."""
+    def cohort(self, lo: int = 0, hi: int | None = None, titrated: bool = True) -> Cohort:
+        """Patients [lo, hi) of this scenario: a shard is the same patients as in the whole.
+
+        ``titrated=False`` skips the carb-ratio titration of sampled patients (for callers
+        that restore the titrated therapy from a checkpoint).
+        """
         hi = self.n_patients if hi is None else hi
         if isinstance(self.patients, PopulationSpec):
             p = self.patients
             sampled = sample_cohort(hi - lo, p.seed, p.groups, first_key=FIRST_SAMPLED_KEY + lo)
-            return titrate(sampled, self.model)
+            return titrate(sampled, self.model) if p.titrate and titrated else sampled
         return reference_cohort(self.patients[lo:hi])
 
     def sensor_spec(self) -> SensorSpec:

@@ -1,0 +1,69 @@
+"""Fleet configuration (``configs/fleet.yaml``): what to simulate, how fast, and where to."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from cgm_ray.config import Strict, read_mapping, validate
+from cgm_ray.errors import ConfigError
+from simulators.scenario import Scenario, parse_scenario
+
+
+class ParquetSinkConfig(Strict):
+    """Readings written as Parquet files into the lake's landing area."""
+
+    kind: Literal["parquet"] = "parquet"
+    path: str = Field(description="landing directory, a local path or pyarrow filesystem URI")
+
+
+SinkConfig = ParquetSinkConfig
+
+
+class FleetConfig(Strict):
+    """A fleet of virtual CGM wearers, sharded over Ray actors."""
+
+    scenario: Scenario
+    sink: SinkConfig
+    shards: int | Literal["auto"] = Field("auto", description="'auto': one per cluster CPU")
+    speedup: float | Literal["max"] = Field(1.0, description="simulated per wall second; 1 = real time")
+    tick_min: int = Field(5, ge=1, le=1440, description="simulated minutes per delivery window")
+    checkpoint_dir: str | None = Field(None, description="where shards checkpoint; none: no recovery")
+    checkpoint_every_min: int = Field(60, ge=1, description="simulated minutes between checkpoints")
+    threads_per_shard: int = Field(1, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "FleetConfig":
+        if isinstance(self.speedup, float) and self.speedup <= 0:
+            raise ValueError("speedup must be > 0 or 'max'")
+        if self.checkpoint_every_min % self.tick_min:
+            raise ValueError("checkpoint_every_min must be a multiple of tick_min")
+        if isinstance(self.shards, int) and not 1 <= self.shards <= self.scenario.n_patients:
+            raise ValueError(f"shards must be between 1 and the number of patients "
+                             f"({self.scenario.n_patients})")
+        return self
+
+    def shard_ranges(self, n_shards: int) -> list[tuple[int, int]]:
+        """Patient index ranges [lo, hi) of each shard, as equal as possible."""
+        n = self.scenario.n_patients
+        bounds = [n * k // n_shards for k in range(n_shards + 1)]
+        return list(zip(bounds[:-1], bounds[1:]))
+
+
+def parse_fleet_config(data: dict) -> FleetConfig:
+    """Validate a fleet config mapping (errors name the field)."""
+    if isinstance(data.get("scenario"), dict):
+        try:  # scenario-level checks (patient names, sensor model)
+            parse_scenario(data["scenario"])
+        except ConfigError as exc:
+            raise ConfigError(f"scenario.{exc.field}", exc.message) from None
+    config = validate(FleetConfig, data)
+    if config.scenario.n_patients < 1:
+        raise ConfigError("scenario.patients", "a fleet needs at least one sensor")
+    return config
+
+
+def load_fleet_config(path: str) -> FleetConfig:
+    """Read ``configs/fleet.yaml``-style files."""
+    return parse_fleet_config(read_mapping(path))
