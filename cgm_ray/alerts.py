@@ -1,0 +1,229 @@
+"""Alert rules over CGM readings, vectorised across sensors (pure numpy, no Ray or HTTP).
+
+Types and defaults follow shared/docs/cgm-domain.md section 5: urgent low < 55, low < 80,
+high > 180, urgent high > 260 mg/dL; fall/rise at 2 mg/dL/min; "urgent low soon" when the
+AR2 forecast reaches 55 within 20 minutes; signal loss after 15 (warn) and 30 (urgent)
+minutes without a reading; sensor expiring within 24 h. An alert fires once when its
+condition starts and is "resolved" when it ends (glucose levels with 5 mg/dL hysteresis,
+so a reading wobbling at a threshold does not flap); a snoozed alert type stays silent
+until the snooze ends. State lives in arrays indexed by a sensor slot, so a partition of
+many sensors evaluates a batch with a few numpy passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+from pydantic import Field
+
+from cgm_ray.config import Strict
+from cgm_ray.trend import ar2_forecast, slope_mgdl_per_min
+
+MINUTE_MS = 60_000
+
+
+class AlertType(IntEnum):
+    """Alert types; the value is the bit in a sensor's active mask."""
+
+    URGENT_LOW = 0
+    LOW = 1
+    HIGH = 2
+    URGENT_HIGH = 3
+    FALL = 4
+    RISE = 5
+    URGENT_LOW_SOON = 6
+    STALE = 7
+    STALE_URGENT = 8
+    SENSOR_EXPIRING = 9
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+N_TYPES = len(AlertType)
+_READING_TYPES = [t for t in AlertType if t <= AlertType.URGENT_LOW_SOON]
+_TIME_TYPES = [AlertType.STALE, AlertType.STALE_URGENT, AlertType.SENSOR_EXPIRING]
+
+
+class AlertSettings(Strict):
+    """One patient's alert settings (Nightscout/Dexcom defaults)."""
+
+    urgent_low_mgdl: float = Field(55.0, ge=40, le=100)
+    low_mgdl: float = Field(80.0, ge=40, le=150)
+    high_mgdl: float = Field(180.0, ge=100, le=400)
+    urgent_high_mgdl: float = Field(260.0, ge=120, le=400)
+    rate_mgdl_per_min: float = Field(2.0, ge=1, le=5)
+    urgent_low_soon_min: int = Field(20, ge=5, le=30)
+    stale_min: int = Field(15, ge=5, le=120)
+    stale_urgent_min: int = Field(30, ge=10, le=240)
+    expiring_h: float = Field(24.0, ge=0, le=72)
+    hysteresis_mgdl: float = Field(5.0, ge=0, le=30)
+    snooze_min: int = Field(30, ge=1, le=24 * 60)
+    disabled: list[str] = Field(default_factory=list, description="alert types not to raise")
+
+    def as_row(self) -> np.ndarray:
+        return np.array([getattr(self, name) for name in _SETTING_COLUMNS], dtype=np.float64)
+
+
+_SETTING_COLUMNS = ("urgent_low_mgdl", "low_mgdl", "high_mgdl", "urgent_high_mgdl",
+                    "rate_mgdl_per_min", "urgent_low_soon_min", "stale_min", "stale_urgent_min",
+                    "expiring_h", "hysteresis_mgdl")
+(S_UL, S_LOW, S_HIGH, S_UH, S_RATE, S_ULS, S_STALE, S_STALE_U, S_EXP, S_HYST) = range(
+    len(_SETTING_COLUMNS))
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """An alert starting ("fired") or ending ("resolved") for one sensor slot."""
+
+    slot: int
+    type: AlertType
+    state: str  # "fired" or "resolved"
+    ts_ms: int
+    glucose_mgdl: float | None = None
+    detail: float | None = None  # rate (mg/dL/min), forecast (mg/dL) or minutes, by type
+
+
+# Per-slot state arrays: name -> (dtype, initial value, trailing shape).
+_STATE_FIELDS = {
+    "last_ts": (np.int64, 0, ()), "last_g": (np.float64, np.nan, ()),
+    "prev_ts": (np.int64, 0, ()), "prev_g": (np.float64, np.nan, ()),
+    "active": (np.int64, 0, ()),  # bitmask of alert types currently on
+    "muted": (np.int64, 0, ()),  # bitmask of disabled alert types
+    "expires_ms": (np.int64, 0, ()),  # sensor expiry, 0 = unknown
+    "snoozed_until": (np.int64, 0, (N_TYPES,)),
+    "settings": (np.float64, 0.0, (len(_SETTING_COLUMNS),)),
+}
+
+
+class AlertEngine:
+    """Alert state of many sensor slots; grows as slots are added."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._n = 0
+        self._alloc(capacity)
+
+    def _alloc(self, capacity: int) -> None:
+        """(Re)allocate the per-slot arrays with room for ``capacity`` slots."""
+        for name, (dtype, fill, shape) in _STATE_FIELDS.items():
+            new = np.full((capacity, *shape), fill, dtype)
+            old = getattr(self, name, None)
+            if old is not None:
+                new[: len(old)] = old
+            setattr(self, name, new)
+
+    def add_slot(self, settings: AlertSettings) -> int:
+        """A new sensor slot with these settings; returns its index."""
+        if self._n == len(self.last_ts):
+            self._alloc(2 * len(self.last_ts))
+        slot = self._n
+        self._n += 1
+        self.configure(slot, settings)
+        return slot
+
+    def configure(self, slot: int, settings: AlertSettings,
+                  expires_ms: int | None = None) -> None:
+        """Set a slot's settings (and, when known, its sensor's expiry time)."""
+        self.settings[slot] = settings.as_row()
+        self.muted[slot] = sum(1 << AlertType[name.upper()] for name in settings.disabled)
+        if expires_ms is not None:
+            self.expires_ms[slot] = expires_ms
+
+    def snooze(self, slot: int, alert: AlertType, until_ms: int) -> None:
+        self.snoozed_until[slot, alert] = until_ms
+
+    def evaluate(self, slots: np.ndarray, ts_ms: np.ndarray, glucose_mgdl: np.ndarray
+                 ) -> list[AlertEvent]:
+        """Run the reading rules over new readings (any order); return what fired or ended."""
+        order = np.lexsort((ts_ms, slots))
+        slots, ts_ms, glucose = slots[order], ts_ms[order], glucose_mgdl[order].astype(float)
+        # Round r holds each sensor's r-th reading of this batch, so one pass per round.
+        first = np.r_[True, slots[1:] != slots[:-1]]
+        rank = np.arange(len(slots)) - np.maximum.accumulate(np.where(first, np.arange(len(slots)), 0))
+        events: list[AlertEvent] = []
+        for r in range(int(rank.max()) + 1 if len(rank) else 0):
+            sel = rank == r
+            events += self._round(slots[sel], ts_ms[sel], glucose[sel])
+        return events
+
+    def _round(self, s: np.ndarray, ts: np.ndarray, g: np.ndarray) -> list[AlertEvent]:
+        newer = ts > self.last_ts[s]  # late or repeated readings do not drive alerts
+        s, ts, g = s[newer], ts[newer], g[newer]
+        st = self.settings[s]
+        slope = slope_mgdl_per_min(self.last_g[s], self.last_ts[s], g, ts)
+        g5 = np.where(np.isnan(slope), g, g - 5.0 * np.nan_to_num(slope))
+        steps = np.maximum(st[:, S_ULS] // 5, 1).astype(int)
+        forecast = ar2_forecast(np.clip(g5, 1.0, None), np.clip(g, 1.0, None))
+        reach = np.take_along_axis(np.minimum.accumulate(forecast, axis=1),
+                                   steps[:, None] - 1, axis=1)[:, 0]
+        was = self.active[s]
+        hyst = st[:, S_HYST]
+        held = lambda t: (was >> t) & 1 == 1  # noqa: E731
+        cond = {
+            AlertType.URGENT_LOW: (g < st[:, S_UL]) | (held(AlertType.URGENT_LOW) & (g < st[:, S_UL] + hyst)),
+            AlertType.LOW: (g < st[:, S_LOW]) | (held(AlertType.LOW) & (g < st[:, S_LOW] + hyst)),
+            AlertType.HIGH: (g > st[:, S_HIGH]) | (held(AlertType.HIGH) & (g > st[:, S_HIGH] - hyst)),
+            AlertType.URGENT_HIGH: (g > st[:, S_UH]) | (held(AlertType.URGENT_HIGH) & (g > st[:, S_UH] - hyst)),
+            AlertType.FALL: slope <= -st[:, S_RATE],
+            AlertType.RISE: slope >= st[:, S_RATE],
+        }
+        cond[AlertType.LOW] &= ~cond[AlertType.URGENT_LOW]  # the urgent one supersedes
+        cond[AlertType.HIGH] &= ~cond[AlertType.URGENT_HIGH]
+        cond[AlertType.URGENT_LOW_SOON] = (reach <= st[:, S_UL]) & ~cond[AlertType.URGENT_LOW]
+        detail = {AlertType.FALL: slope, AlertType.RISE: slope, AlertType.URGENT_LOW_SOON: reach}
+        now_mask = np.zeros(len(s), np.int64)
+        for t in _READING_TYPES:
+            now_mask |= cond[t].astype(np.int64) << t
+        events = self._transitions(s, ts, g, was, now_mask, _READING_TYPES, detail)
+        stale_bits = (1 << AlertType.STALE) | (1 << AlertType.STALE_URGENT)
+        events += self._transitions(s, ts, g, was, np.zeros(len(s), np.int64),
+                                    [AlertType.STALE, AlertType.STALE_URGENT], {})
+        keep = was & (1 << AlertType.SENSOR_EXPIRING)
+        self.active[s] = now_mask | keep
+        self.active[s] &= ~stale_bits
+        self.prev_ts[s], self.prev_g[s] = self.last_ts[s], self.last_g[s]
+        self.last_ts[s], self.last_g[s] = ts, g
+        return events
+
+    def _transitions(self, s, ts, g, was, now_mask, types, detail) -> list[AlertEvent]:
+        events = []
+        for t in types:
+            bit = np.int64(1) << t
+            on, before = (now_mask & bit) != 0, (was & bit) != 0
+            silent = ((self.muted[s] & bit) != 0) | (self.snoozed_until[s, t] > ts)
+            for k in np.flatnonzero(on & ~before & ~silent):
+                d = detail.get(t)
+                events.append(AlertEvent(int(s[k]), t, "fired", int(ts[k]), float(g[k]),
+                                         None if d is None else float(d[k])))
+            for k in np.flatnonzero(~on & before):
+                events.append(AlertEvent(int(s[k]), t, "resolved", int(ts[k]), float(g[k])))
+        return events
+
+    def check_time(self, now_ms: int) -> list[AlertEvent]:
+        """Time-driven rules for every slot: signal loss and sensor expiry."""
+        n = self._n
+        s = np.arange(n)
+        seen = self.last_ts[:n] > 0
+        age_min = (now_ms - self.last_ts[:n]) / MINUTE_MS
+        st = self.settings[:n]
+        urgent = seen & (age_min >= st[:, S_STALE_U])
+        cond = {
+            AlertType.STALE_URGENT: urgent,
+            AlertType.STALE: seen & (age_min >= st[:, S_STALE]) & ~urgent,
+            AlertType.SENSOR_EXPIRING: (self.expires_ms[:n] > 0)
+            & (now_ms >= self.expires_ms[:n] - st[:, S_EXP] * 60 * MINUTE_MS),
+        }
+        was = self.active[:n].copy()
+        now_mask = was.copy()
+        for t in _TIME_TYPES:
+            now_mask = (now_mask & ~(np.int64(1) << t)) | (cond[t].astype(np.int64) << t)
+        ts = np.full(n, now_ms, np.int64)
+        detail = {AlertType.STALE: age_min, AlertType.STALE_URGENT: age_min}
+        events = self._transitions(s, ts, self.last_g[:n], was, now_mask, _TIME_TYPES, detail)
+        self.active[:n] = now_mask
+        return [e if e.type != AlertType.SENSOR_EXPIRING else
+                AlertEvent(e.slot, e.type, e.state, e.ts_ms, None, float(self.expires_ms[e.slot]))
+                for e in events]

@@ -1,0 +1,46 @@
+"""Trend arrows, deltas and the AR2 forecast (shared/docs/cgm-domain.md sections 4-5).
+
+Vectorised over readings: every function takes numpy arrays (or scalars) in mg/dL, ms.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DIRECTIONS = ("DoubleDown", "SingleDown", "FortyFiveDown", "Flat", "FortyFiveUp", "SingleUp",
+              "DoubleUp")
+NOT_COMPUTABLE = "NOT COMPUTABLE"
+_EDGES_MGDL_PER_MIN = np.array([-3.5, -2.0, -1.0, 1.0, 2.0, 3.5])
+MAX_TREND_GAP_MS = 15 * 60_000  # no arrow across a longer gap
+
+AR2_PREV, AR2_CURR = -0.723, 1.716
+AR2_STEPS = 6  # 5-minute steps: 30 minutes ahead
+AR2_FLOOR_MGDL, AR2_CEIL_MGDL = 36.0, 400.0
+
+
+def slope_mgdl_per_min(prev_mgdl, prev_ts_ms, mgdl, ts_ms) -> np.ndarray:
+    """Rate of change between two readings; NaN where they are too far apart or missing."""
+    dt_min = (np.asarray(ts_ms, float) - np.asarray(prev_ts_ms, float)) / 60_000.0
+    ok = (dt_min > 0) & (dt_min * 60_000 <= MAX_TREND_GAP_MS)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ok, (np.asarray(mgdl, float) - np.asarray(prev_mgdl, float)) / dt_min,
+                        np.nan)
+
+
+def direction(slope: np.ndarray) -> np.ndarray:
+    """xDrip's trend arrow names (inclusive upper edges); NOT COMPUTABLE for NaN."""
+    slope = np.asarray(slope, float)
+    idx = np.searchsorted(_EDGES_MGDL_PER_MIN, np.nan_to_num(slope, nan=0.0), side="left")
+    names = np.asarray(DIRECTIONS, dtype=object)[idx]
+    return np.where(np.isnan(slope), NOT_COMPUTABLE, names)
+
+
+def ar2_forecast(mgdl_5min_ago, mgdl_now) -> np.ndarray:
+    """Nightscout's AR2: six 5-minute-step predictions [..., 6], clamped to 36-400 mg/dL."""
+    prev = np.log(np.asarray(mgdl_5min_ago, float) / 140.0)
+    curr = np.log(np.asarray(mgdl_now, float) / 140.0)
+    out = []
+    for _ in range(AR2_STEPS):
+        prev, curr = curr, AR2_PREV * prev + AR2_CURR * curr
+        out.append(np.clip(140.0 * np.exp(curr), AR2_FLOOR_MGDL, AR2_CEIL_MGDL))
+    return np.stack(out, axis=-1)
