@@ -55,3 +55,13 @@ def trace_table(cohort: Cohort, t0: int, gsub_mgdl: np.ndarray, bg_mgdl: np.ndar
         pa.array(np.tile(np.arange(t0, t0 + n_min, dtype=np.int64), n)),
         pa.array(gsub_mgdl.ravel()), pa.array(bg_mgdl.ravel()),
     ], schema=TRACE_SCHEMA)
+
+# What the ingest stores durably (write-ahead log segments in the landing area).
+LANDING_SCHEMA = pa.schema([
+    pa.field("patient_id", pa.string(), nullable=False),
+    pa.field("sensor_id", pa.string(), nullable=False),
+    pa.field("ts_ms", pa.int64(), nullable=False),
+    pa.field("glucose_mgdl", pa.float32(), nullable=False),
+    pa.field("range_flag", pa.int8(), nullable=False),
+    pa.field("received_ms", pa.int64(), nullable=False),  # when the ingest accepted it
+])

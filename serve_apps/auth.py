@@ -1,0 +1,105 @@
+"""Credentials: the Nightscout API secret and role-scoped, HMAC-signed tokens.
+
+- The API secret (environment variable, >= 12 characters) is the admin credential, sent as
+  the header ``api-secret: sha1hex(secret)`` (Nightscout's convention) or ``?token=``.
+- Role tokens are ``role.subject.signature`` with the subject base64url-encoded and the
+  signature HMAC-SHA256(secret, role.subject): stateless, so every replica verifies them.
+  uploader: write and read one patient; patient / caregiver: read one patient;
+  clinician: read the patients of one cohort; admin: everything.
+All comparisons are constant-time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+ROLES = ("admin", "uploader", "patient", "caregiver", "clinician")
+MIN_SECRET_LEN = 12
+
+
+class AuthError(Exception):
+    """Missing or invalid credentials (HTTP 401)."""
+
+
+class Forbidden(Exception):
+    """Valid credentials without the right to this resource (HTTP 403)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, and what they may touch."""
+
+    role: str
+    subject: str  # patient id, cohort name, or "*" for admin
+
+    def can_read(self, patient_id: str, cohort: str | None) -> bool:
+        if self.role == "admin":
+            return True
+        if self.role == "clinician":
+            return cohort is not None and hmac.compare_digest(cohort, self.subject)
+        return hmac.compare_digest(patient_id, self.subject)
+
+    def can_write(self, patient_id: str) -> bool:
+        return self.role == "admin" or (self.role == "uploader" and
+                                        hmac.compare_digest(patient_id, self.subject))
+
+    def require_read(self, patient_id: str, cohort: str | None = None) -> None:
+        if not self.can_read(patient_id, cohort):
+            raise Forbidden(f"this {self.role} credential may not read patient {patient_id!r}")
+
+    def require_write(self, patient_id: str) -> None:
+        if not self.can_write(patient_id):
+            raise Forbidden(f"this {self.role} credential may not write for patient {patient_id!r}")
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _unb64(text: str) -> str:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+
+
+class Authenticator:
+    """Checks credentials against one secret."""
+
+    def __init__(self, secret: str | None) -> None:
+        if secret is not None and len(secret) < MIN_SECRET_LEN:
+            raise ValueError(f"API secret must be at least {MIN_SECRET_LEN} characters")
+        self._secret = secret
+        self._secret_sha1 = hashlib.sha1(secret.encode()).hexdigest() if secret else None
+
+    def make_token(self, role: str, subject: str) -> str:
+        """A token for ``role`` over ``subject`` (patient id, cohort, or "*")."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}")
+        if self._secret is None:
+            raise ValueError("no API secret is configured")
+        body = f"{role}.{_b64(subject)}"
+        return f"{body}.{self._sign(body)}"
+
+    def _sign(self, body: str) -> str:
+        return hmac.new(self._secret.encode(), body.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def authenticate(self, api_secret: str | None, token: str | None) -> Principal:
+        """The caller behind an ``api-secret`` header or a token; AuthError if none is valid."""
+        if self._secret is None:
+            raise AuthError("this server has no API secret configured")
+        if api_secret and hmac.compare_digest(api_secret.lower(), self._secret_sha1):
+            return Principal("admin", "*")
+        if token:
+            if hmac.compare_digest(hashlib.sha1(token.encode()).hexdigest(), self._secret_sha1) \
+                    or hmac.compare_digest(token.lower(), self._secret_sha1):
+                return Principal("admin", "*")
+            parts = token.split(".")
+            if len(parts) == 3 and parts[0] in ROLES:
+                body = f"{parts[0]}.{parts[1]}"
+                if hmac.compare_digest(parts[2], self._sign(body)):
+                    try:
+                        return Principal(parts[0], _unb64(parts[1]))
+                    except (ValueError, UnicodeDecodeError):
+                        pass
+        raise AuthError("Invalid/Missing")

@@ -1,0 +1,29 @@
+"""Ingest service configuration (``configs/serve.yaml`` ``args``, or defaults)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from cgm_ray.config import Strict
+
+
+class IngestConfig(Strict):
+    """Settings of the ingest application; every field has a working default."""
+
+    data_dir: str = Field("out/ingest", description="write-ahead logs and registry state")
+    landing_dir: str = Field("out/lake/landing/ingest",
+                             description="closed log segments, loaded by the lake ETL")
+    partitions: int = Field(2, ge=1, le=256, description="stateful partitions (by patient)")
+    hot_readings: int = Field(288, ge=12, le=20_000, description="recent readings kept per sensor")
+    auto_register: bool = Field(True, description="register unknown sensors on first reading")
+    max_body_bytes: int = Field(8 << 20, ge=1024, description="largest request body accepted")
+    max_batch: int = Field(50_000, ge=1, description="most readings in one request")
+    max_future_skew_s: int = Field(300, ge=0, description="how far ahead a timestamp may be")
+    min_ts_ms: int = Field(946_684_800_000, description="oldest timestamp accepted (2000-01-01)")
+    segment_max_bytes: int = Field(64 << 20, ge=1 << 16)
+    segment_max_age_s: float = Field(60.0, gt=0)
+    timer_period_s: float = Field(10.0, gt=0, description="signal-loss checks and segment rolls")
+    api_secret_env: str = Field("API_SECRET", description="environment variable holding the secret")
+    rate_limit_per_s: float = Field(200.0, gt=0, description="requests/s per credential (burst 2x)")
+    site_name: str = "cgm-ray"
+    default_patient: str = Field("default", description="patient of the API-secret Nightscout routes")

@@ -1,0 +1,374 @@
+"""The HTTP front door: validation, auth, Nightscout v1 and the cgm-ray v2 API.
+
+Stateless, so it scales to several replicas; each request is routed to the partition that
+owns the patient (``crc32(patient_id) % partitions``), and an ingest request is answered
+only after every partition it touched has made its readings durable.
+"""
+
+
+import asyncio
+import json
+import os
+import time
+import zlib
+from collections import defaultdict
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field, ValidationError
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from cgm_ray import __version__
+from cgm_ray.alerts import AlertSettings, AlertType
+from serve_apps.auth import Authenticator, AuthError, Forbidden, Principal
+from serve_apps.config import IngestConfig
+from serve_apps.metrics import IngressMetrics
+from serve_apps.validation import (InvalidReadings, NightscoutEntry, check_table,
+                                   entries_table, parse_batch)
+
+api = FastAPI(title="cgm-ray ingest", version=__version__,
+              description="CGM readings in, alerts and history out; Nightscout v1 compatible.")
+
+
+class HTTPProblem(Exception):
+    """An error answered as JSON with a reason (never a 500)."""
+
+    def __init__(self, status: int, message: str, description: str) -> None:
+        self.status, self.message, self.description = status, message, description
+
+
+@api.exception_handler(HTTPProblem)
+async def _problem(request: Request, exc: HTTPProblem) -> JSONResponse:
+    return JSONResponse({"status": exc.status, "message": exc.message,
+                         "description": exc.description}, status_code=exc.status)
+
+
+class SensorRegistration(BaseModel):
+    sensor_id: str = Field(min_length=1, max_length=64)
+    patient_id: str = Field(min_length=1, max_length=64)
+    model: str | None = None
+    started_ms: int | None = None
+    expires_ms: int | None = None
+    warmup_min: int = Field(0, ge=0, le=24 * 60)
+    cohort: str | None = Field(None, max_length=64)
+
+
+class Snooze(BaseModel):
+    type: str
+    minutes: int = Field(30, ge=1, le=24 * 60)
+
+
+class TokenBucket:
+    """Requests per second per credential, with a burst of twice the rate."""
+
+    def __init__(self, rate_per_s: float) -> None:
+        self.rate, self.burst = rate_per_s, 2 * rate_per_s
+        self.level: dict[str, tuple[float, float]] = defaultdict(lambda: (self.burst, time.monotonic()))
+
+    def take(self, key: str) -> bool:
+        level, last = self.level[key]
+        now = time.monotonic()
+        level = min(self.burst, level + (now - last) * self.rate)
+        if level < 1.0:
+            self.level[key] = (level, now)
+            return False
+        self.level[key] = (level - 1.0, now)
+        return True
+
+
+def _bearer(request: Request) -> str | None:
+    value = request.headers.get("authorization", "")
+    return value[7:] if value.lower().startswith("bearer ") else None
+
+
+def _model(model: type[BaseModel], body: bytes) -> BaseModel:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(map(str, err["loc"])) or "body"
+        status = 400 if err["type"] == "json_invalid" else 422
+        raise HTTPProblem(status, "Bad Request" if status == 400 else "Unprocessable Entity",
+                          f"{field}: {err['msg']}") from None
+
+
+def _int_param(q, *names: str) -> int | None:
+    for name in names:
+        value = q.get(name)
+        if value is not None:
+            try:
+                return int(float(value))
+            except ValueError:
+                raise HTTPProblem(400, "Bad Request", f"{name}: not a number") from None
+    return None
+
+
+@serve.deployment(max_ongoing_requests=256, ray_actor_options={"num_cpus": 0})
+@serve.ingress(api)
+class Ingress:
+    """Routes requests to partitions by patient."""
+
+    def __init__(self, partitions: list[DeploymentHandle], config: dict) -> None:
+        self.partitions = partitions
+        self.config = IngestConfig(**config)
+        self.auth = Authenticator(os.environ.get(self.config.api_secret_env) or None)
+        self.limiter = TokenBucket(self.config.rate_limit_per_s)
+        self.metrics = IngressMetrics()
+
+    # -- helpers -----------------------------------------------------------------------
+    def _partition(self, patient_id: str) -> DeploymentHandle:
+        return self.partitions[zlib.crc32(patient_id.encode()) % len(self.partitions)]
+
+    def _principal(self, request: Request) -> Principal:
+        try:
+            principal = self.auth.authenticate(request.headers.get("api-secret"),
+                                               request.query_params.get("token")
+                                               or _bearer(request))
+        except AuthError as exc:
+            self.metrics.rejected.inc(1, {"status": "401"})
+            raise HTTPProblem(401, "Unauthorized", str(exc)) from None
+        if not self.limiter.take(f"{principal.role}:{principal.subject}"):
+            self.metrics.rejected.inc(1, {"status": "429"})
+            raise HTTPProblem(429, "Too Many Requests",
+                              f"more than {self.config.rate_limit_per_s:g} requests/s")
+        return principal
+
+    async def _body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and int(declared) > self.config.max_body_bytes:
+            self.metrics.rejected.inc(1, {"status": "413"})
+            raise HTTPProblem(413, "Payload Too Large",
+                              f"body over {self.config.max_body_bytes} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.config.max_body_bytes:
+                raise HTTPProblem(413, "Payload Too Large",
+                                  f"body over {self.config.max_body_bytes} bytes")
+        return bytes(body)
+
+    async def _read_access(self, request: Request, patient_id: str) -> None:
+        principal = self._principal(request)
+        cohort = (await self._partition(patient_id).cohort.remote(patient_id)
+                  if principal.role == "clinician" else None)
+        try:
+            principal.require_read(patient_id, cohort)
+        except Forbidden as exc:
+            raise HTTPProblem(403, "Forbidden", str(exc)) from None
+
+    def _ns_patient(self, request: Request, principal: Principal) -> str:
+        """The patient a Nightscout route is about: the token's, or ``?patient=`` for admin."""
+        asked = request.query_params.get("patient")
+        if principal.role in ("admin", "clinician"):
+            return asked or self.config.default_patient
+        if asked and asked != principal.subject:
+            raise HTTPProblem(403, "Forbidden", f"this credential is for patient {principal.subject!r}")
+        return principal.subject
+
+    async def _store(self, table: pa.Table, principal: Principal) -> dict:
+        now = int(time.time() * 1000)
+        try:
+            table = check_table(table, now, self.config.max_future_skew_s,
+                                self.config.min_ts_ms, self.config.max_batch)
+        except InvalidReadings as exc:
+            self.metrics.rejected.inc(1, {"status": "422"})
+            raise HTTPProblem(422, "Unprocessable Entity", str(exc)) from None
+        patients = table.column("patient_id")
+        groups: dict[DeploymentHandle, list[str]] = defaultdict(list)
+        for pid in pc.unique(patients).to_pylist():
+            try:
+                principal.require_write(pid)
+            except Forbidden as exc:
+                raise HTTPProblem(403, "Forbidden", str(exc)) from None
+            groups[self._partition(pid)].append(pid)
+        calls = [handle.ingest.remote(table.filter(pc.is_in(patients, pa.array(pids))))
+                 for handle, pids in groups.items()]
+        try:
+            results = await asyncio.gather(*calls)
+        except Exception:  # a partition failed: this request is not acknowledged
+            self.metrics.rejected.inc(1, {"status": "503"})
+            raise HTTPProblem(503, "Service Unavailable",
+                              "storage did not confirm the write; retry") from None
+        for r in results:
+            if "error" in r:  # refused as a whole by a partition (before storing anything)
+                self.metrics.rejected.inc(1, {"status": str(r["status"])})
+                raise HTTPProblem(r["status"], "Conflict" if r["status"] == 409 else
+                                  "Unprocessable Entity", r["error"])
+        return {"accepted": sum(r["accepted"] for r in results),
+                "duplicates": sum(r["duplicates"] for r in results)}
+
+    # -- cgm-ray v2 --------------------------------------------------------------------
+    @api.post("/api/v2/readings", summary="Store a batch of readings (columnar JSON or Arrow IPC)")
+    async def post_readings(self, request: Request) -> dict:
+        principal = self._principal(request)
+        body = await self._body(request)
+        try:
+            table = parse_batch(body, request.headers.get("content-type", ""))
+        except InvalidReadings as exc:
+            raise HTTPProblem(422, "Unprocessable Entity", str(exc)) from None
+        return await self._store(table, principal)
+
+    @api.post("/api/v2/sensors", summary="Register a sensor to a patient")
+    async def register_sensor(self, request: Request) -> dict:
+        principal = self._principal(request)
+        reg = _model(SensorRegistration, await self._body(request))
+        try:
+            principal.require_write(reg.patient_id)
+        except Forbidden as exc:
+            raise HTTPProblem(403, "Forbidden", str(exc)) from None
+        attrs = reg.model_dump(exclude={"sensor_id", "patient_id"})
+        result = await self._partition(reg.patient_id).register.remote(
+            reg.sensor_id, reg.patient_id, attrs)
+        if "error" in result:
+            raise HTTPProblem(409, "Conflict", result["error"])
+        return result
+
+    @api.get("/api/v2/patients/{patient_id}/latest", summary="Latest reading with trend arrow")
+    async def latest(self, patient_id: str, request: Request) -> dict:
+        await self._read_access(request, patient_id)
+        rows = await self._partition(patient_id).entries.remote(patient_id, 1, None, None)
+        if not rows:
+            raise HTTPProblem(404, "Not Found", f"no readings for patient {patient_id!r}")
+        return rows[0]
+
+    @api.get("/api/v2/patients/{patient_id}/history", summary="Recent readings, newest first")
+    async def history(self, patient_id: str, request: Request,
+                      minutes: int = Query(180, ge=1, le=7 * 1440)) -> list[dict]:
+        await self._read_access(request, patient_id)
+        since = int(time.time() * 1000) - minutes * 60_000
+        return await self._partition(patient_id).entries.remote(patient_id, 100_000, since, None)
+
+    @api.get("/api/v2/patients/{patient_id}/sensors", summary="Sensor sessions and signal")
+    async def sensors(self, patient_id: str, request: Request) -> list[dict]:
+        await self._read_access(request, patient_id)
+        return await self._partition(patient_id).sensors.remote(patient_id)
+
+    @api.get("/api/v2/patients/{patient_id}/alerts", summary="Alert history, newest first")
+    async def alerts(self, patient_id: str, request: Request,
+                     limit: int = Query(100, ge=1, le=500)) -> list[dict]:
+        await self._read_access(request, patient_id)
+        return await self._partition(patient_id).alert_history.remote(patient_id, limit)
+
+    @api.get("/api/v2/patients/{patient_id}/alerts/stream",
+             summary="Server-Sent Events: alerts as they fire and resolve")
+    async def alert_stream(self, patient_id: str, request: Request) -> StreamingResponse:
+        await self._read_access(request, patient_id)
+        gen = self._partition(patient_id).options(stream=True).stream.remote(patient_id)
+
+        async def events():
+            yield ": connected\n\n"
+            async for event in gen:
+                if await request.is_disconnected():
+                    break
+                yield ": keep-alive\n\n" if event is None else (
+                    f"event: alert\ndata: {json.dumps(event)}\n\n")
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    @api.post("/api/v2/patients/{patient_id}/alerts/snooze", summary="Snooze an alert type")
+    async def snooze(self, patient_id: str, request: Request) -> dict:
+        await self._read_access(request, patient_id)
+        body = _model(Snooze, await self._body(request))
+        if body.type.upper() not in AlertType.__members__:
+            raise HTTPProblem(422, "Unprocessable Entity",
+                              f"type: unknown alert type {body.type!r}; known: "
+                              f"{[t.label for t in AlertType]}")
+        await self._partition(patient_id).snooze.remote(patient_id, body.type, body.minutes)
+        return {"snoozed": body.type, "minutes": body.minutes}
+
+    @api.put("/api/v2/patients/{patient_id}/settings", summary="Set a patient's alert settings")
+    async def settings(self, patient_id: str, request: Request) -> dict:
+        principal = self._principal(request)
+        if principal.role not in ("admin", "patient", "uploader") or (
+                principal.role != "admin" and principal.subject != patient_id):
+            raise HTTPProblem(403, "Forbidden", "only the patient or an admin may change settings")
+        settings = _model(AlertSettings, await self._body(request))
+        await self._partition(patient_id).set_settings.remote(patient_id, settings.model_dump())
+        return settings.model_dump()
+
+    # -- Nightscout v1 -----------------------------------------------------------------
+    @api.post("/api/v1/entries", summary="Nightscout: upload entries (object or array)")
+    @api.post("/api/v1/entries.json", include_in_schema=False)
+    async def ns_post_entries(self, request: Request) -> list[dict]:
+        principal = self._principal(request)
+        patient_id = self._ns_patient(request, principal)
+        try:
+            data = json.loads(await self._body(request))
+            items = data if isinstance(data, list) else [data]
+            entries = [NightscoutEntry.model_validate(x) for x in items]
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise HTTPProblem(400, "Bad Request", f"malformed JSON: {exc}") from None
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise HTTPProblem(422, "Unprocessable Entity",
+                              f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        try:
+            table, _skipped = entries_table(entries, patient_id)
+        except InvalidReadings as exc:
+            raise HTTPProblem(422, "Unprocessable Entity", str(exc)) from None
+        if table.num_rows:
+            await self._store(table, principal)
+        return [e.model_dump(exclude_none=True) for e in entries]
+
+    async def _ns_entries(self, request: Request, count: int) -> list[dict]:
+        principal = self._principal(request)
+        patient_id = self._ns_patient(request, principal)
+        cohort = (await self._partition(patient_id).cohort.remote(patient_id)
+                  if principal.role == "clinician" else None)
+        try:
+            principal.require_read(patient_id, cohort)
+        except Forbidden as exc:
+            raise HTTPProblem(403, "Forbidden", str(exc)) from None
+        q = request.query_params
+        since = _int_param(q, "find[date][$gte]", "find[date][$gt]")
+        until = _int_param(q, "find[date][$lte]", "find[date][$lt]")
+        if q.get("find[date][$gt]") is not None:
+            since += 1
+        if q.get("find[date][$lt]") is not None:
+            until -= 1
+        return await self._partition(patient_id).entries.remote(patient_id, count, since, until)
+
+    @api.get("/api/v1/entries", summary="Nightscout: entries, newest first")
+    @api.get("/api/v1/entries.json", include_in_schema=False)
+    @api.get("/api/v1/entries/sgv.json", include_in_schema=False)
+    @api.get("/api/v1/entries/sgv", include_in_schema=False)
+    async def ns_entries(self, request: Request, count: int = Query(10, ge=1, le=100_000)
+                         ) -> list[dict]:
+        return await self._ns_entries(request, count)
+
+    @api.get("/api/v1/entries/current.json", summary="Nightscout: the latest entry")
+    @api.get("/api/v1/entries/current", include_in_schema=False)
+    async def ns_current(self, request: Request) -> list[dict]:
+        return await self._ns_entries(request, 1)
+
+    @api.get("/api/v1/status.json", summary="Nightscout: server status and settings")
+    @api.get("/api/v1/status", include_in_schema=False)
+    async def ns_status(self, request: Request) -> dict:
+        self._principal(request)
+        defaults = AlertSettings()
+        now = time.time()
+        return {
+            "status": "ok", "name": self.config.site_name, "version": __version__,
+            "serverTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(now)),
+            "serverTimeEpoch": int(now * 1000), "apiEnabled": True, "careportalEnabled": False,
+            "settings": {"units": "mg/dl", "authDefaultRoles": "denied", "thresholds": {
+                "bgHigh": defaults.urgent_high_mgdl, "bgTargetTop": defaults.high_mgdl,
+                "bgTargetBottom": defaults.low_mgdl, "bgLow": defaults.urgent_low_mgdl}},
+        }
+
+    @api.get("/health", summary="Liveness: the ingress answers")
+    async def health(self) -> dict:
+        return {"status": "ok", "partitions": len(self.partitions)}
+
+    @api.get("/api/v2/stats", summary="Per-partition counts (admin)")
+    async def stats(self, request: Request) -> list[dict]:
+        if self._principal(request).role != "admin":
+            raise HTTPProblem(403, "Forbidden", "admin only")
+        return await asyncio.gather(*(p.stats.remote() for p in self.partitions))
+
+
+

@@ -1,0 +1,42 @@
+"""The ingest's Ray metrics (exported with a ``ray_`` prefix)."""
+
+from __future__ import annotations
+
+from ray.util import metrics
+
+LATENCY_BOUNDARIES_MS = [0.5, 1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 5000]
+
+
+class IngestMetrics:
+    """Counters of one partition."""
+
+    def __init__(self, partition: int) -> None:
+        self._tags = {"partition": str(partition)}
+        self._ingested = metrics.Counter("cgm_ingest_readings_stored",
+                                         "readings stored durably", ("partition",))
+        self._duplicates = metrics.Counter("cgm_ingest_readings_duplicate",
+                                           "readings dropped as already stored", ("partition",))
+        self._alerts = metrics.Counter("cgm_alerts_fired", "alerts fired, by type",
+                                       ("partition", "type"))
+
+    def ingested(self, stored: int, duplicates: int) -> None:
+        if stored:
+            self._ingested.inc(stored, self._tags)
+        if duplicates:
+            self._duplicates.inc(duplicates, self._tags)
+
+    def alerts(self, events: list[dict]) -> None:
+        for e in events:
+            if e["state"] == "fired":
+                self._alerts.inc(1, {**self._tags, "type": e["type"]})
+
+
+class IngressMetrics:
+    """Counters of the HTTP ingress."""
+
+    def __init__(self) -> None:
+        self.rejected = metrics.Counter("cgm_ingest_requests_rejected",
+                                        "requests refused, by HTTP status", ("status",))
+        self.latency = metrics.Histogram("cgm_ingest_request_latency_ms",
+                                         "ingest request latency", LATENCY_BOUNDARIES_MS,
+                                         ("route",))

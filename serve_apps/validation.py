@@ -1,0 +1,148 @@
+"""Request validation: reading batches (columnar JSON or Arrow IPC) and Nightscout entries.
+
+Every check names the field and, for batches, the first offending row, so a client can
+fix its data; nothing invalid reaches the write-ahead log.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cgm_ray.schema import LANDING_SCHEMA
+
+GLUCOSE_RANGE_MGDL = (20.0, 600.0)
+MAX_ID_LEN = 64
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+class InvalidReadings(ValueError):
+    """A batch failed validation; ``field`` and ``row`` say where (HTTP 422)."""
+
+    def __init__(self, field: str, message: str, row: int | None = None) -> None:
+        self.field, self.row, self.message = field, row, message
+        where = f" (row {row})" if row is not None else ""
+        super().__init__(f"{field}{where}: {message}")
+
+
+class ReadingBatch(BaseModel):
+    """Columnar JSON batch: equal-length arrays, one element per reading."""
+
+    model_config = ConfigDict(extra="forbid")
+    patient_id: list[str]
+    sensor_id: list[str]
+    ts_ms: list[int]
+    glucose_mgdl: list[float]
+    range_flag: list[Literal[-1, 0, 1]] | None = None
+
+
+class NightscoutEntry(BaseModel):
+    """A Nightscout v1 entry; only ``sgv`` entries carry CGM readings."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = "sgv"
+    sgv: float | None = None
+    date: int | None = Field(None, description="epoch ms")
+    dateString: str | None = None
+    device: str | None = None
+    direction: str | None = None
+    noise: int | None = None
+
+
+def _check_ids(values: np.ndarray, field: str) -> None:
+    lengths = np.char.str_len(values.astype(str)) if len(values) else np.array([], int)
+    bad = np.flatnonzero((lengths == 0) | (lengths > MAX_ID_LEN))
+    if len(bad):
+        raise InvalidReadings(field, f"must be 1-{MAX_ID_LEN} characters", int(bad[0]))
+
+
+def check_table(table: pa.Table, now_ms: int, max_future_skew_s: int, min_ts_ms: int,
+                max_batch: int) -> pa.Table:
+    """Validate and normalise a batch to ``LANDING_SCHEMA`` (received_ms = now)."""
+    n = table.num_rows
+    if n == 0:
+        raise InvalidReadings("readings", "the batch is empty")
+    if n > max_batch:
+        raise InvalidReadings("readings", f"at most {max_batch} readings per request, got {n}")
+    for name in ("patient_id", "sensor_id", "ts_ms", "glucose_mgdl"):
+        if name not in table.column_names:
+            raise InvalidReadings(name, "field required")
+        if table.column(name).null_count:
+            raise InvalidReadings(name, "must not be null",
+                                  int(np.flatnonzero(table.column(name).is_null().to_numpy(zero_copy_only=False))[0]))
+    try:
+        ts = table.column("ts_ms").cast(pa.int64()).to_numpy()
+        g = table.column("glucose_mgdl").cast(pa.float64()).to_numpy()
+        flag = (table.column("range_flag").cast(pa.int8()).to_numpy()
+                if "range_flag" in table.column_names else np.zeros(n, np.int8))
+        patients = table.column("patient_id").cast(pa.string())
+        sensors = table.column("sensor_id").cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise InvalidReadings("readings", f"wrong column type: {exc}") from None
+    bad = np.flatnonzero(~np.isfinite(g) | (g < GLUCOSE_RANGE_MGDL[0]) | (g > GLUCOSE_RANGE_MGDL[1]))
+    if len(bad):
+        raise InvalidReadings("glucose_mgdl", f"must be within {GLUCOSE_RANGE_MGDL[0]:g}-"
+                              f"{GLUCOSE_RANGE_MGDL[1]:g} mg/dL, got {g[bad[0]]:g}", int(bad[0]))
+    bad = np.flatnonzero(ts > now_ms + max_future_skew_s * 1000)
+    if len(bad):
+        raise InvalidReadings("ts_ms", f"more than {max_future_skew_s} s in the future", int(bad[0]))
+    bad = np.flatnonzero(ts < min_ts_ms)
+    if len(bad):
+        raise InvalidReadings("ts_ms", "too old (epoch milliseconds expected)", int(bad[0]))
+    bad = np.flatnonzero((flag < -1) | (flag > 1))
+    if len(bad):
+        raise InvalidReadings("range_flag", "must be -1 (LOW), 0 or 1 (HIGH)", int(bad[0]))
+    _check_ids(patients.to_numpy(zero_copy_only=False), "patient_id")
+    _check_ids(sensors.to_numpy(zero_copy_only=False), "sensor_id")
+    return pa.table([patients, sensors, pa.array(ts), pa.array(g, pa.float32()),
+                     pa.array(flag, pa.int8()), pa.array(np.full(n, now_ms, np.int64))],
+                    schema=LANDING_SCHEMA)
+
+
+def parse_batch(body: bytes, content_type: str) -> pa.Table:
+    """A request body (columnar JSON or Arrow IPC stream) as an Arrow table."""
+    if content_type.startswith(ARROW_STREAM):
+        try:
+            return ipc.open_stream(pa.py_buffer(body)).read_all()
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InvalidReadings("body", f"not an Arrow IPC stream: {exc}") from None
+    try:
+        batch = ReadingBatch.model_validate_json(body)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [str(p) for p in err["loc"]]
+        row = int(loc[1]) if len(loc) > 1 and loc[1].isdigit() else None
+        raise InvalidReadings(loc[0] if loc else "body", err["msg"], row) from None
+    lengths = {len(v) for k, v in batch.model_dump().items() if v is not None}
+    if len(lengths) > 1:
+        raise InvalidReadings("readings", "all columns must have the same length")
+    cols = {k: v for k, v in batch.model_dump().items() if v is not None}
+    return pa.table(cols)
+
+
+def entries_table(entries: list[NightscoutEntry], patient_id: str) -> tuple[pa.Table, int]:
+    """The sgv entries as a batch for ``patient_id``; also how many non-sgv were skipped."""
+    rows = [e for e in entries if e.type == "sgv"]
+    for i, e in enumerate(rows):
+        if e.sgv is None:
+            raise InvalidReadings("sgv", "required for type sgv", i)
+        if e.date is None:
+            if not e.dateString:
+                raise InvalidReadings("date", "date (epoch ms) or dateString required", i)
+            try:
+                e.date = int(datetime.fromisoformat(e.dateString.replace("Z", "+00:00"))
+                             .timestamp() * 1000)
+            except ValueError:
+                raise InvalidReadings("dateString", "not an ISO 8601 time", i) from None
+    table = pa.table({
+        "patient_id": [patient_id] * len(rows),
+        "sensor_id": [e.device or "nightscout" for e in rows],
+        "ts_ms": pa.array([e.date for e in rows], pa.int64()),
+        "glucose_mgdl": pa.array([e.sgv for e in rows], pa.float64()),
+    })
+    return table, len(entries) - len(rows)

@@ -1,0 +1,45 @@
+"""Credentials: API secret, role tokens, scopes."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from serve_apps.auth import Authenticator, AuthError, Forbidden
+
+SECRET = "correct-horse-battery"
+
+
+def test_api_secret_header_and_token_are_admin():
+    auth = Authenticator(SECRET)
+    assert auth.authenticate(hashlib.sha1(SECRET.encode()).hexdigest(), None).role == "admin"
+    assert auth.authenticate(None, SECRET).role == "admin"
+
+
+def test_role_tokens_are_scoped():
+    auth = Authenticator(SECRET)
+    caregiver = auth.authenticate(None, auth.make_token("caregiver", "adult#001"))
+    caregiver.require_read("adult#001")
+    with pytest.raises(Forbidden):
+        caregiver.require_read("adult#002")
+    with pytest.raises(Forbidden):
+        caregiver.require_write("adult#001")
+    uploader = auth.authenticate(None, auth.make_token("uploader", "p.with.dots"))
+    uploader.require_write("p.with.dots")
+    clinician = auth.authenticate(None, auth.make_token("clinician", "trial-A"))
+    clinician.require_read("anyone", cohort="trial-A")
+    with pytest.raises(Forbidden):
+        clinician.require_read("anyone", cohort="trial-B")
+
+
+def test_forged_or_missing_credentials_are_rejected():
+    auth = Authenticator(SECRET)
+    token = auth.make_token("patient", "adult#001")
+    forged = token.rsplit(".", 1)[0] + "." + "0" * 32
+    for api_secret, tok in [(None, None), ("0" * 40, None), (None, forged),
+                            (None, Authenticator("another-secret-x").make_token("admin", "*"))]:
+        with pytest.raises(AuthError):
+            auth.authenticate(api_secret, tok)
+    with pytest.raises(ValueError):
+        Authenticator("short")
