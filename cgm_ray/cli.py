@@ -11,7 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cgm_ray.errors import CgmRayError
-from cgm_ray.fleet_cli import add_commands
+from cgm_ray.fleet_cli import add_commands as fleet_commands
+from cgm_ray.serve_cli import add_commands as serve_commands
 from cgm_ray.schema import READING_SCHEMA, TRACE_SCHEMA, readings_table, trace_table
 
 
@@ -77,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="simulated minutes per compiled step (memory vs. overhead)")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(func=cmd_simulate)
-    add_commands(sub)
+    fleet_commands(sub)
+    serve_commands(sub)
     return parser
 
 

@@ -88,6 +88,8 @@ class Authenticator:
         """The caller behind an ``api-secret`` header or a token; AuthError if none is valid."""
         if self._secret is None:
             raise AuthError("this server has no API secret configured")
+        if api_secret and api_secret.startswith("token="):  # py-nightscout sends tokens so
+            api_secret, token = None, api_secret[len("token="):]
         if api_secret and hmac.compare_digest(api_secret.lower(), self._secret_sha1):
             return Principal("admin", "*")
         if token:

@@ -1,0 +1,96 @@
+"""``cgm-ray serve`` (local Ray + the ingest app on 127.0.0.1) and ``cgm-ray token``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+
+from cgm_ray.errors import ConfigError
+
+# Serve's HTTP proxy modes (shared/docs/ray-notes.md): the default Python proxy tops out at
+# a few hundred requests/s on 2 cores; HAProxy mode is ~4x faster. Set before Ray starts.
+PROXY_ENV = {
+    "python": {},
+    "haproxy": {"RAY_SERVE_ENABLE_HA_PROXY": "1",
+                "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1"},
+}
+
+
+def start_ingest(host: str, port: int, args: dict, proxy: str = "haproxy",
+                 address: str | None = None) -> str:
+    """Start Ray (unless ``address``) and Serve with the ingest app; return its base URL."""
+    os.environ.update(PROXY_ENV[proxy])
+    import ray
+    from ray import serve
+
+    from serve_apps.app import build
+
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False,
+                     object_store_memory=300_000_000)
+    serve.start(http_options={"host": host, "port": port})
+    serve.run(build(args), name="ingest", route_prefix="/")
+    return f"http://{host}:{port}"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the ingest, storage and alert API until interrupted."""
+    secret = os.environ.get("API_SECRET")
+    if not secret or len(secret) < 12:
+        raise ConfigError("API_SECRET", "set the environment variable to a secret of at least "
+                          "12 characters (clients send its SHA1 as the api-secret header)")
+    url = start_ingest(args.host, args.port, {
+        "partitions": args.partitions, "data_dir": args.data_dir,
+        "landing_dir": args.landing_dir}, args.proxy, args.address)
+    print(f"cgm-ray ingest listening on {url} (OpenAPI docs: {url}/docs); Ctrl-C stops it",
+          flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    from ray import serve
+
+    serve.shutdown()
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Print a role token signed with $API_SECRET."""
+    from serve_apps.auth import Authenticator
+
+    try:
+        print(Authenticator(os.environ.get("API_SECRET")).make_token(args.role, args.subject))
+    except ValueError as exc:
+        raise ConfigError("API_SECRET" if "secret" in str(exc) else "--role", str(exc)) from None
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``serve`` and ``token`` on the ``cgm-ray`` parser."""
+    serve = sub.add_parser("serve", help="run the ingest/alert API locally",
+                           description=cmd_serve.__doc__)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--partitions", type=int, default=2)
+    serve.add_argument("--data-dir", default="out/ingest")
+    serve.add_argument("--landing-dir", default="out/lake/landing/ingest")
+    serve.add_argument("--proxy", choices=sorted(PROXY_ENV), default="haproxy")
+    serve.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    serve.set_defaults(func=cmd_serve)
+    token = sub.add_parser("token", help="make a role-scoped API token",
+                           description=cmd_token.__doc__)
+    token.add_argument("--role", required=True,
+                       choices=["admin", "uploader", "patient", "caregiver", "clinician"])
+    token.add_argument("--subject", required=True,
+                       help="patient id (uploader/patient/caregiver), cohort (clinician) or *")
+    token.set_defaults(func=cmd_token)
+
+
+__all__ = ["add_commands", "start_ingest"]

@@ -1,0 +1,41 @@
+"""A real ingest server for tests: Ray + Serve on 127.0.0.1, on a free port."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+
+SECRET = "test-secret-0123456789"
+ADMIN = {"api-secret": hashlib.sha1(SECRET.encode()).hexdigest()}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def ingest_server(tmp: Path, **config):
+    """Yield the base URL of a running ingest app; stop Serve and Ray afterwards."""
+    import os
+
+    import ray
+    from ray import serve
+
+    from serve_apps.app import build
+
+    os.environ["API_SECRET"] = SECRET
+    port = free_port()
+    ray.init(num_cpus=2, object_store_memory=300_000_000, include_dashboard=False,
+             log_to_driver=False)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(build({"data_dir": str(tmp / "ingest"), "landing_dir": str(tmp / "landing"),
+                         "timer_period_s": 1.0, **config}), name="ingest", route_prefix="/")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        serve.shutdown()
+        ray.shutdown()
