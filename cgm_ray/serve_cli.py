@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import threading
 
 from cgm_ray.errors import ConfigError
@@ -16,6 +17,13 @@ PROXY_ENV = {
     "haproxy": {"RAY_SERVE_ENABLE_HA_PROXY": "1",
                 "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1"},
 }
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def start_ingest(host: str, port: int, args: dict, proxy: str = "haproxy",

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 from contextlib import contextmanager
 from pathlib import Path
 
+from cgm_ray.serve_cli import free_port
+
 SECRET = "test-secret-0123456789"
 ADMIN = {"api-secret": hashlib.sha1(SECRET.encode()).hexdigest()}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

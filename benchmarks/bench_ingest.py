@@ -1,0 +1,204 @@
+"""Ingest throughput and alert latency against a server on loopback.
+
+Starts the ingest (local Ray + Serve, on 127.0.0.1) unless ``--url`` is given, then drives
+it from a separate load-generator process (aiohttp):
+  1. batched readings/s, durably acknowledged (JSON columnar or Arrow IPC batches);
+  2. single-reading requests/s with p50/p99 latency;
+  3. POST-to-SSE alert latency while (2) runs.
+Usage: python benchmarks/bench_ingest.py [--proxy haproxy|python] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import io
+import json
+import multiprocessing as mp
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+SECRET = "bench-secret-0123456789"
+HEADERS = {"api-secret": hashlib.sha1(SECRET.encode()).hexdigest()}
+MIN = 60_000
+
+
+def _arrow_body(patients, sensors, ts, glucose) -> bytes:
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    table = pa.table({"patient_id": patients, "sensor_id": sensors,
+                      "ts_ms": pa.array(ts, pa.int64()), "glucose_mgdl": pa.array(glucose, pa.float32())})
+    buf = io.BytesIO()
+    with ipc.new_stream(buf, table.schema) as w:
+        w.write_table(table)
+    return buf.getvalue()
+
+
+async def _drive(url: str, make_body, content_type: str, concurrency: int, seconds: float,
+                 count_per_request: int) -> dict:
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+    seq = 0
+
+    async def worker(session):
+        nonlocal errors, seq
+        while time.perf_counter() < stop_at:
+            seq += 1
+            body = make_body(seq)
+            started = time.perf_counter()
+            async with session.post(f"{url}/api/v2/readings", data=body,
+                                    headers={**HEADERS, "content-type": content_type}) as r:
+                await r.read()
+                if r.status == 200:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors += 1
+
+    conn = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=conn) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    lat = np.array(latencies) * 1000 if latencies else np.array([np.nan])
+    return {"requests_per_s": len(latencies) / elapsed,
+            "readings_per_s": len(latencies) * count_per_request / elapsed,
+            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
+            "errors": errors}
+
+
+def _batched(url: str, seconds: float, batch: int, concurrency: int, arrow: bool, q) -> None:
+    n_sensors = 20_000
+    base = int(time.time() * 1000) - 30 * 86_400_000
+    patients = np.array([f"bp{k % 2000}" for k in range(n_sensors)])
+    sensors = np.array([f"bs{k}" for k in range(n_sensors)])
+
+    def body(seq: int) -> bytes:
+        idx = (seq * batch + np.arange(batch)) % n_sensors
+        rounds = (seq * batch + np.arange(batch)) // n_sensors
+        ts = base + rounds * 5 * MIN
+        g = 80 + (idx * 7 + rounds * 3) % 150
+        if arrow:
+            return _arrow_body(patients[idx].tolist(), sensors[idx].tolist(), ts.tolist(), g.tolist())
+        return json.dumps({"patient_id": patients[idx].tolist(), "sensor_id": sensors[idx].tolist(),
+                           "ts_ms": ts.tolist(), "glucose_mgdl": g.tolist()}).encode()
+
+    ctype = "application/vnd.apache.arrow.stream" if arrow else "application/json"
+    q.put(asyncio.run(_drive(url, body, ctype, concurrency, seconds, batch)))
+
+
+def _singles(url: str, seconds: float, concurrency: int, q) -> None:
+    base = int(time.time() * 1000) - 60 * 86_400_000
+
+    def body(seq: int) -> bytes:
+        k = seq % 5000
+        return json.dumps({"patient_id": [f"sp{k % 500}"], "sensor_id": [f"ss{k}"],
+                           "ts_ms": [base + (seq // 5000) * 5 * MIN], "glucose_mgdl": [120.0]}).encode()
+
+    q.put(asyncio.run(_drive(url, body, "application/json", concurrency, seconds, 1)))
+
+
+async def _alert_latency(url: str, seconds: float) -> dict:
+    """Post readings that alternate a low alert on and off; time POST -> SSE event."""
+    import aiohttp
+
+    sent: dict[int, float] = {}
+    got: list[float] = []
+    base = int(time.time() * 1000) - 86_400_000
+    async with aiohttp.ClientSession() as session:
+        async def listen():
+            async with session.get(f"{url}/api/v2/patients/alert-bench/alerts/stream",
+                                   headers=HEADERS, timeout=aiohttp.ClientTimeout(total=None)) as r:
+                async for raw in r.content:
+                    line = raw.decode().strip()
+                    if line.startswith("data: "):
+                        event = json.loads(line[6:])
+                        if event["type"] == "low" and event["ts_ms"] in sent:
+                            got.append(time.perf_counter() - sent[event["ts_ms"]])
+
+        task = asyncio.create_task(listen())
+        await asyncio.sleep(1.0)
+        stop_at = time.perf_counter() + seconds
+        k = 0
+        while time.perf_counter() < stop_at:
+            ts = base + k * 5 * MIN
+            g = 70.0 if k % 2 else 130.0  # low, then clear (130 is past the hysteresis band)
+            if k % 2:
+                sent[ts] = time.perf_counter()
+            await session.post(f"{url}/api/v2/readings", headers=HEADERS, json={
+                "patient_id": ["alert-bench"], "sensor_id": ["alert-sensor"], "ts_ms": [ts],
+                "glucose_mgdl": [g]})
+            k += 1
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
+        task.cancel()
+    lat = np.array(got) * 1000 if got else np.array([np.nan])
+    return {"alerts": len(got), "sent": len(sent), "p50_ms": float(np.percentile(lat, 50)),
+            "p99_ms": float(np.percentile(lat, 99))}
+
+
+def _alerts(url: str, seconds: float, q) -> None:
+    q.put(asyncio.run(_alert_latency(url, seconds)))
+
+
+def _run(target, *args):
+    q = mp.Queue()
+    p = mp.Process(target=target, args=(*args, q))
+    p.start()
+    return p, q
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="an already running ingest (default: start one)")
+    parser.add_argument("--proxy", choices=["haproxy", "python"], default="haproxy")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--partitions", type=int, default=2)
+    args = parser.parse_args()
+    data = tempfile.mkdtemp(prefix="cgm-bench-ingest-")
+    url = args.url
+    if url is None:
+        os.environ["API_SECRET"] = SECRET
+        from cgm_ray.serve_cli import free_port, start_ingest
+
+        url = start_ingest("127.0.0.1", free_port(), {
+            "data_dir": f"{data}/ingest", "landing_dir": f"{data}/landing",
+            "partitions": args.partitions, "rate_limit_per_s": 1e9}, args.proxy)
+    print(f"cgm-ray ingest benchmark against {url} ({args.proxy} proxy, "
+          f"{args.partitions} partitions, {os.cpu_count()} cores shared with the load generator)")
+    rows = []
+    for label, arrow in (("batched JSON", False), ("batched Arrow IPC", True)):
+        p, q = _run(_batched, url, args.seconds, args.batch, 8, arrow)
+        r = q.get()
+        p.join()
+        rows.append((f"{label} x{args.batch}", r))
+    p1, q1 = _run(_singles, url, args.seconds, 32)
+    p2, q2 = _run(_alerts, url, args.seconds - 2)
+    singles, alerts = q1.get(), q2.get()
+    p1.join()
+    p2.join()
+    rows.append(("single-reading requests", singles))
+    print(f"{'load':<28} {'req/s':>9} {'readings/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for label, r in rows:
+        print(f"{label:<28} {r['requests_per_s']:>9,.0f} {r['readings_per_s']:>11,.0f} "
+              f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['errors']:>7}")
+    print(f"alert latency POST->SSE under the single-reading load: p50 {alerts['p50_ms']:.1f} ms, "
+          f"p99 {alerts['p99_ms']:.1f} ms ({alerts['alerts']}/{alerts['sent']} alerts seen)")
+    if args.url is None:
+        from ray import serve
+
+        serve.shutdown()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
