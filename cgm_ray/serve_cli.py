@@ -39,7 +39,7 @@ def start_ingest(host: str, port: int, args: dict, proxy: str = "haproxy",
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(include_dashboard=False, log_to_driver=False,
+            ray.init(address="local", include_dashboard=False, log_to_driver=False,
                      object_store_memory=300_000_000)
     serve.start(http_options={"host": host, "port": port})
     serve.run(build(args), name="ingest", route_prefix="/")

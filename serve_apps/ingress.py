@@ -13,6 +13,7 @@ import time
 import zlib
 from collections import defaultdict
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from fastapi import FastAPI, Query, Request
@@ -169,6 +170,7 @@ class Ingress:
         return principal.subject
 
     async def _store(self, table: pa.Table, principal: Principal) -> dict:
+        """Validate and authorise one request's readings, then write them (coalesced)."""
         now = int(time.time() * 1000)
         try:
             table = check_table(table, now, self.config.max_future_skew_s,
@@ -176,29 +178,64 @@ class Ingress:
         except InvalidReadings as exc:
             self.metrics.rejected.inc(1, {"status": "422"})
             raise HTTPProblem(422, "Unprocessable Entity", str(exc)) from None
-        patients = table.column("patient_id")
-        groups: dict[DeploymentHandle, list[str]] = defaultdict(list)
-        for pid in pc.unique(patients).to_pylist():
+        for pid in pc.unique(table.column("patient_id")).to_pylist():
             try:
                 principal.require_write(pid)
             except Forbidden as exc:
                 raise HTTPProblem(403, "Forbidden", str(exc)) from None
-            groups[self._partition(pid)].append(pid)
-        calls = [handle.ingest.remote(table.filter(pc.is_in(patients, pa.array(pids))))
-                 for handle, pids in groups.items()]
-        try:
-            results = await asyncio.gather(*calls)
-        except Exception:  # a partition failed: this request is not acknowledged
-            self.metrics.rejected.inc(1, {"status": "503"})
-            raise HTTPProblem(503, "Service Unavailable",
-                              "storage did not confirm the write; retry") from None
-        for r in results:
-            if "error" in r:  # refused as a whole by a partition (before storing anything)
-                self.metrics.rejected.inc(1, {"status": str(r["status"])})
-                raise HTTPProblem(r["status"], "Conflict" if r["status"] == 409 else
-                                  "Unprocessable Entity", r["error"])
-        return {"accepted": sum(r["accepted"] for r in results),
-                "duplicates": sum(r["duplicates"] for r in results)}
+        result = await self._write(table)
+        if "error" in result:
+            self.metrics.rejected.inc(1, {"status": str(result["status"])})
+            raise HTTPProblem(result["status"], result["message"], result["error"])
+        return result
+
+    @serve.batch(max_batch_size=256, batch_wait_timeout_s=0.002)
+    async def _write(self, tables: list[pa.Table]) -> list[dict]:
+        """Write concurrent requests' readings with one call per partition, not per request."""
+        combined = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        owner = np.repeat(np.arange(len(tables)), [t.num_rows for t in tables])
+        patients = combined.column("patient_id")
+        uniq = pc.unique(patients)
+        part_of_patient = np.array([zlib.crc32(p.encode()) % len(self.partitions)
+                                    for p in uniq.to_pylist()])
+        part = part_of_patient[pc.index_in(patients, uniq).to_numpy()]
+        results: list[dict] = [{"accepted": 0, "duplicates": 0} for _ in tables]
+        groups = [np.flatnonzero(part == k) for k in np.unique(part)]
+        replies = await asyncio.gather(
+            *(self.partitions[part[rows[0]]].ingest.remote(combined.take(rows)) for rows in groups),
+            return_exceptions=True)
+        for rows, reply in zip(groups, replies):
+            members = np.unique(owner[rows])
+            if isinstance(reply, Exception):  # not durable: none of these is acknowledged
+                for m in members:
+                    results[m] = {"error": "storage did not confirm the write; retry",
+                                  "status": 503, "message": "Service Unavailable"}
+                continue
+            if "error" in reply:
+                if len(members) > 1:  # attribute the refusal: retry each request alone
+                    for m in members:
+                        own = rows[owner[rows] == m]
+                        results[m] = await self._write_alone(combined.take(own), results[m])
+                    continue
+                results[members[0]] = {**reply, "message": "Conflict" if reply["status"] == 409
+                                       else "Unprocessable Entity"}
+                continue
+            accepted = np.bincount(owner[rows[reply["accepted_rows"]]], minlength=len(tables))
+            total = np.bincount(owner[rows], minlength=len(tables))
+            for m in members:
+                if "error" not in results[m]:
+                    results[m]["accepted"] += int(accepted[m])
+                    results[m]["duplicates"] += int(total[m] - accepted[m])
+        return results
+
+    async def _write_alone(self, table: pa.Table, so_far: dict) -> dict:
+        reply = await self.partitions[zlib.crc32(table.column("patient_id")[0].as_py().encode())
+                                      % len(self.partitions)].ingest.remote(table)
+        if "error" in reply:
+            return {**reply, "message": "Conflict" if reply["status"] == 409 else
+                    "Unprocessable Entity"}
+        return {"accepted": so_far["accepted"] + reply["accepted"],
+                "duplicates": so_far["duplicates"] + reply["duplicates"]}
 
     # -- cgm-ray v2 --------------------------------------------------------------------
     @api.post("/api/v2/readings", summary="Store a batch of readings (columnar JSON or Arrow IPC)")

@@ -81,7 +81,7 @@ class PartitionCore:
             seq = int(path.stem.rsplit("-", 1)[1])
             for batch in self.wal.replay(since_seq=seq):
                 table = pa.Table.from_batches([batch])
-                new, slots, _ = self.state.admit(table)
+                new, slots, _, _ = self.state.admit(table)
                 self.state.alerts.evaluate(slots, new.column("ts_ms").to_numpy(),
                                            new.column("glucose_mgdl").to_numpy())
                 rows += new.num_rows
@@ -89,9 +89,13 @@ class PartitionCore:
         return rows
 
     async def ingest(self, table: pa.Table) -> dict:
-        """Store new readings durably, then evaluate alerts; returns counts (or an error)."""
+        """Store new readings durably, then evaluate alerts.
+
+        Returns the counts and the row numbers of ``table`` that were new, or an error
+        (unknown or conflicting sensors) for which nothing was stored.
+        """
         try:
-            new, slots, undo = self.state.admit(table)
+            new, slots, undo, rows = self.state.admit(table)
         except UnknownSensors as exc:
             return {"error": str(exc), "status": 422}
         except SensorConflict as exc:
@@ -105,7 +109,8 @@ class PartitionCore:
             events = self.state.evaluate(slots, new)
             self.metrics.alerts(events)
         self.metrics.ingested(new.num_rows, table.num_rows - new.num_rows)
-        return {"accepted": new.num_rows, "duplicates": table.num_rows - new.num_rows}
+        return {"accepted": new.num_rows, "duplicates": table.num_rows - new.num_rows,
+                "accepted_rows": rows}
 
     def tick(self) -> None:
         """Timer work: signal-loss and expiry alerts, and rolling an idle log segment."""

@@ -126,11 +126,12 @@ class PartitionState:
                 raise SensorConflict(f"sensor {s!r} belongs to another patient")
         return np.fromiter((self.sensors[s].slot for s in sensors), np.int64, len(sensors))
 
-    def admit(self, table: pa.Table) -> tuple[pa.Table, np.ndarray, tuple]:
+    def admit(self, table: pa.Table) -> tuple[pa.Table, np.ndarray, tuple, np.ndarray]:
         """Drop readings already stored (or repeated in the batch) and reserve the rest.
 
         The new readings go into the ring buffers at once, so a concurrent duplicate is seen;
         the returned undo token lets ``rollback`` take them out if they never become durable.
+        Returns (new readings, their slots, undo token, their row numbers in ``table``).
         """
         slots = self.slots_of(table)
         ts = table.column("ts_ms").to_numpy()
@@ -144,7 +145,7 @@ class PartitionState:
         keep = np.sort(order[first])
         new, s_new = table.take(keep), slots[keep]
         undo = self._write_rings(s_new, new)
-        return new, s_new, undo
+        return new, s_new, undo, keep
 
     def _write_rings(self, slots: np.ndarray, table: pa.Table) -> tuple:
         ts = table.column("ts_ms").to_numpy()

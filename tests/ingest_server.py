@@ -24,8 +24,8 @@ def ingest_server(tmp: Path, **config):
 
     os.environ["API_SECRET"] = SECRET
     port = free_port()
-    ray.init(num_cpus=2, object_store_memory=300_000_000, include_dashboard=False,
-             log_to_driver=False)
+    ray.init(address="local", num_cpus=2, object_store_memory=300_000_000,
+             include_dashboard=False, log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(build({"data_dir": str(tmp / "ingest"), "landing_dir": str(tmp / "landing"),
