@@ -5,7 +5,13 @@ it from a separate load-generator process (aiohttp):
   1. batched readings/s, durably acknowledged (JSON columnar or Arrow IPC batches);
   2. single-reading requests/s with p50/p99 latency;
   3. POST-to-SSE alert latency while (2) runs.
+When it starts the server it also reports the server's CPU time per single-reading request
+and how busy the whole machine was: on a shared 2-core machine that says whether the figures
+are limited by this service or by everything else running.
+``--compare-proxies`` runs the single-reading test once per proxy mode, each with its own
+Ray instance (a subprocess: the mode is fixed when Ray starts), and prints them side by side.
 Usage: python benchmarks/bench_ingest.py [--proxy haproxy|python] [--seconds 10]
+       [--loads batched,singles] [--compare-proxies]
 """
 
 from __future__ import annotations
@@ -18,8 +24,11 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -149,11 +158,64 @@ def _alerts(url: str, seconds: float, q) -> None:
     q.put(asyncio.run(_alert_latency(url, seconds)))
 
 
+def _cpu_snapshot() -> tuple[float, int, int]:
+    """(CPU seconds of this run's Serve replicas and HAProxy, machine busy and total jiffies).
+
+    Only descendants of this process count (Ray's local processes are), so other Ray
+    instances on the machine do not.
+    """
+    procs: dict[int, tuple[int, bytes, int]] = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            procs[int(proc.name)] = (int(fields[1]), cmd, int(fields[11]) + int(fields[12]))
+        except (OSError, ValueError, IndexError):
+            continue  # not a process, or it exited meanwhile
+
+    def ours(pid: int) -> bool:
+        while pid > 1 and pid in procs:
+            if pid == os.getpid():
+                return True
+            pid = procs[pid][0]
+        return False
+
+    server = sum(ticks for pid, (_, cmd, ticks) in procs.items()
+                 if (cmd.startswith(b"ray::ServeReplica:ingest:") or b"/bin/haproxy" in cmd)
+                 and ours(pid))
+    jiffies = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = jiffies[3] + jiffies[4]
+    return server / os.sysconf("SC_CLK_TCK"), sum(jiffies) - idle, sum(jiffies)
+
+
 def _run(target, *args):
     q = mp.Queue()
     p = mp.Process(target=target, args=(*args, q))
     p.start()
     return p, q
+
+
+def _compare_proxies(args: argparse.Namespace) -> None:
+    """The single-reading test in each proxy mode, each with its own Ray (a subprocess)."""
+    results = {}
+    for proxy in ("python", "haproxy"):
+        out = subprocess.run([sys.executable, __file__, "--proxy", proxy, "--loads", "singles",
+                              "--seconds", str(args.seconds), "--partitions",
+                              str(args.partitions), "--json"],
+                             capture_output=True, text=True, check=True).stdout
+        results[proxy] = json.loads(next(line for line in out.splitlines()
+                                         if line.startswith('{"singles"')))
+    print(f"{'proxy':<9} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'alert p99 ms':>13} "
+          f"{'server CPU ms/req':>18} {'machine busy':>13}")
+    for proxy, r in results.items():
+        s, a = r["singles"], r["alerts"]
+        print(f"{proxy:<9} {s['requests_per_s']:>7,.0f} {s['p50_ms']:>7.1f} {s['p99_ms']:>7.1f} "
+              f"{a['p99_ms']:>13.1f} {r['server_cpu_ms_per_request']:>18.2f} "
+              f"{r['machine_busy_pct']:>12.0f}%")
+    py, ha = results["python"]["singles"], results["haproxy"]["singles"]
+    print(f"single-reading requests/s: haproxy {ha['requests_per_s']:,.0f} vs python "
+          f"{py['requests_per_s']:,.0f} ({ha['requests_per_s'] / py['requests_per_s']:.1f}x); "
+          f"p99 {ha['p99_ms']:.1f} vs {py['p99_ms']:.1f} ms")
 
 
 def main() -> None:
@@ -163,7 +225,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--partitions", type=int, default=2)
+    parser.add_argument("--loads", default="batched,singles",
+                        help="comma-separated: batched (JSON and Arrow), singles (with alerts)")
+    parser.add_argument("--compare-proxies", action="store_true",
+                        help="run the single-reading test in both proxy modes and compare")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.compare_proxies:
+        _compare_proxies(args)
+        return
+    loads = set(args.loads.split(","))
     data = tempfile.mkdtemp(prefix="cgm-bench-ingest-")
     url = args.url
     if url is None:
@@ -173,26 +244,46 @@ def main() -> None:
         url = start_ingest("127.0.0.1", free_port(), {
             "data_dir": f"{data}/ingest", "landing_dir": f"{data}/landing",
             "partitions": args.partitions, "rate_limit_per_s": 1e9}, args.proxy)
-    print(f"cgm-ray ingest benchmark against {url} ({args.proxy} proxy, "
-          f"{args.partitions} partitions, {os.cpu_count()} cores shared with the load generator)")
+    if not args.json:
+        print(f"cgm-ray ingest benchmark against {url} ({args.proxy} proxy, "
+              f"{args.partitions} partitions, {os.cpu_count()} cores shared with the load "
+              f"generator)")
     rows = []
-    for label, arrow in (("batched JSON", False), ("batched Arrow IPC", True)):
-        p, q = _run(_batched, url, args.seconds, args.batch, 8, arrow)
-        r = q.get()
-        p.join()
-        rows.append((f"{label} x{args.batch}", r))
-    p1, q1 = _run(_singles, url, args.seconds, 32)
-    p2, q2 = _run(_alerts, url, args.seconds - 2)
-    singles, alerts = q1.get(), q2.get()
-    p1.join()
-    p2.join()
-    rows.append(("single-reading requests", singles))
-    print(f"{'load':<28} {'req/s':>9} {'readings/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-    for label, r in rows:
-        print(f"{label:<28} {r['requests_per_s']:>9,.0f} {r['readings_per_s']:>11,.0f} "
-              f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['errors']:>7}")
-    print(f"alert latency POST->SSE under the single-reading load: p50 {alerts['p50_ms']:.1f} ms, "
-          f"p99 {alerts['p99_ms']:.1f} ms ({alerts['alerts']}/{alerts['sent']} alerts seen)")
+    if "batched" in loads:
+        for label, arrow in (("batched JSON", False), ("batched Arrow IPC", True)):
+            p, q = _run(_batched, url, args.seconds, args.batch, 8, arrow)
+            r = q.get()
+            p.join()
+            rows.append((f"{label} x{args.batch}", r))
+    if "singles" in loads:
+        cpu0 = _cpu_snapshot()
+        p1, q1 = _run(_singles, url, args.seconds, 32)
+        p2, q2 = _run(_alerts, url, args.seconds - 2)
+        singles, alerts = q1.get(), q2.get()
+        p1.join()
+        p2.join()
+        cpu1 = _cpu_snapshot()
+        served = singles["requests_per_s"] * args.seconds + alerts["sent"] * 2
+        cpu_ms = 1000 * (cpu1[0] - cpu0[0]) / max(served, 1)
+        busy = 100 * os.cpu_count() * (cpu1[1] - cpu0[1]) / max(cpu1[2] - cpu0[2], 1)
+        rows.append(("single-reading requests", singles))
+    if args.json:
+        print(json.dumps({"singles": singles, "alerts": alerts, "machine_busy_pct": busy,
+                          "server_cpu_ms_per_request": cpu_ms}))
+    else:
+        print(f"{'load':<28} {'req/s':>9} {'readings/s':>11} {'p50 ms':>8} {'p99 ms':>8} "
+              f"{'errors':>7}")
+        for label, r in rows:
+            print(f"{label:<28} {r['requests_per_s']:>9,.0f} {r['readings_per_s']:>11,.0f} "
+                  f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['errors']:>7}")
+        if "singles" in loads:
+            print(f"alert latency POST->SSE under the single-reading load: p50 "
+                  f"{alerts['p50_ms']:.1f} ms, p99 {alerts['p99_ms']:.1f} ms "
+                  f"({alerts['alerts']}/{alerts['sent']} alerts seen)")
+            if args.url is None:
+                print(f"during the single-reading load: server (Serve replicas + HAProxy) "
+                      f"{cpu_ms:.2f} CPU ms/request; whole machine {busy:.0f}% busy "
+                      f"(of {100 * os.cpu_count()}%)")
     if args.url is None:
         from ray import serve
 

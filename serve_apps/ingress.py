@@ -189,9 +189,13 @@ class Ingress:
             raise HTTPProblem(result["status"], result["message"], result["error"])
         return result
 
-    @serve.batch(max_batch_size=256, batch_wait_timeout_s=0.002)
+    @serve.batch(max_batch_size=256, batch_wait_timeout_s=0.002, max_concurrent_batches=4)
     async def _write(self, tables: list[pa.Table]) -> list[dict]:
-        """Write concurrent requests' readings with one call per partition, not per request."""
+        """Write concurrent requests' readings with one call per partition, not per request.
+
+        Up to four coalesced batches are in flight at once: with one, every request waited
+        for the previous batch's whole partition round trip (~20 ms) before even being sent.
+        """
         combined = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         owner = np.repeat(np.arange(len(tables)), [t.num_rows for t in tables])
         patients = combined.column("patient_id")

@@ -2,7 +2,9 @@
 
 Concurrent ``append`` calls queue their record batches; one writer task writes everything
 queued as Arrow IPC stream batches and calls ``fsync`` once for the group, then releases
-all of them, so the fsync cost is shared by every request that arrived meanwhile. The log
+all of them, so the fsync cost is shared by every request that arrived meanwhile. The
+writer runs on the event loop itself: an fsync here takes ~0.2 ms, less than the round
+trip through a thread pool (whose worker must win the GIL back from the busy loop). The log
 is a sequence of segment files; a segment is closed after ``segment_max_bytes`` or
 ``segment_max_age_s`` and moved (atomically) into the landing directory the lake ETL
 loads. ``replay`` yields every durable batch of the landed and open segments, stopping
@@ -97,7 +99,7 @@ class WriteAheadLog:
         await done
 
     async def _writer(self) -> None:
-        loop = asyncio.get_running_loop()
+        """Commit everything queued since the last commit as one group, then wait for more."""
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
@@ -105,9 +107,9 @@ class WriteAheadLog:
             roll, self._roll_requested = self._roll_requested, False
             try:
                 if group:
-                    await loop.run_in_executor(None, self._write_group, [b for b, _ in group])
+                    self._write_group([b for b, _ in group])
                 if roll:
-                    await loop.run_in_executor(None, self._close_segment)
+                    self._close_segment()
             except Exception as exc:  # every waiter learns its data is not durable
                 for _, fut in group:
                     if not fut.done():
