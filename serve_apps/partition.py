@@ -45,6 +45,7 @@ class PartitionCore:
                                  f"p{index:03d}", LANDING_SCHEMA, config.segment_max_bytes,
                                  config.segment_max_age_s)
         self.metrics = IngestMetrics(index)
+        self.alerts_fired = 0
         self._load_registry()
         self.wal.recover()
         self.replayed = self._replay()
@@ -106,15 +107,18 @@ class PartitionCore:
             except Exception:
                 self.state.rollback(undo)
                 raise
-            events = self.state.evaluate(slots, new)
-            self.metrics.alerts(events)
+            self._count_alerts(self.state.evaluate(slots, new))
         self.metrics.ingested(new.num_rows, table.num_rows - new.num_rows)
         return {"accepted": new.num_rows, "duplicates": table.num_rows - new.num_rows,
                 "accepted_rows": rows}
 
+    def _count_alerts(self, events: list[dict]) -> None:
+        self.metrics.alerts(events)
+        self.alerts_fired += sum(e["state"] == "fired" for e in events)
+
     def tick(self) -> None:
         """Timer work: signal-loss and expiry alerts, and rolling an idle log segment."""
-        self.metrics.alerts(self.state.check_time(now_ms()))
+        self._count_alerts(self.state.check_time(now_ms()))
         if self.wal._segment_path is not None and \
                 time.monotonic() - self.wal._segment_opened >= self.config.segment_max_age_s:
             self.wal.request_roll()
@@ -185,7 +189,8 @@ class Partition:
     def stats(self) -> dict:
         return {"partition": self.core.index, "sensors": len(self.core.state.sensors),
                 "patients": len(self.core.state.patients), "replayed": self.core.replayed,
-                "wal_rows": self.core.wal.appended_rows, "wal_commits": self.core.wal.commits}
+                "wal_rows": self.core.wal.appended_rows, "wal_commits": self.core.wal.commits,
+                "alerts_fired": self.core.alerts_fired}
 
     async def stream(self, patient_id: str):
         async for event in self.core.stream(patient_id):
