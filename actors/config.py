@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from cgm_ray.config import Strict, read_mapping, validate
 from cgm_ray.errors import ConfigError
@@ -33,16 +34,35 @@ class FleetConfig(Strict):
     checkpoint_every_min: int = Field(60, ge=1, description="simulated minutes between checkpoints")
     threads_per_shard: int = Field(1, ge=1, le=64)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> "FleetConfig":
-        if isinstance(self.speedup, float) and self.speedup <= 0:
-            raise ValueError("speedup must be > 0 or 'max'")
-        if self.checkpoint_every_min % self.tick_min:
-            raise ValueError("checkpoint_every_min must be a multiple of tick_min")
-        if isinstance(self.shards, int) and not 1 <= self.shards <= self.scenario.n_patients:
-            raise ValueError(f"shards must be between 1 and the number of patients "
-                             f"({self.scenario.n_patients})")
-        return self
+    @field_validator("speedup", mode="before")
+    @classmethod
+    def _positive_speedup(cls, v: object) -> object:
+        if v == "max":
+            return v
+        try:
+            factor = float(v)
+        except (TypeError, ValueError):
+            raise ValueError("must be a number > 0 (1 = real time) or 'max'") from None
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"must be > 0 (1 = real time) or 'max', got {v}")
+        return factor
+
+    @field_validator("checkpoint_every_min")
+    @classmethod
+    def _whole_ticks(cls, v: int, info: ValidationInfo) -> int:
+        tick = info.data.get("tick_min")
+        if tick and v % tick:
+            raise ValueError(f"must be a multiple of tick_min ({tick}), got {v}")
+        return v
+
+    @field_validator("shards")
+    @classmethod
+    def _at_most_patients(cls, v: int | str, info: ValidationInfo) -> int | str:
+        scenario = info.data.get("scenario")
+        if isinstance(v, int) and scenario is not None and not 1 <= v <= scenario.n_patients:
+            raise ValueError(f"must be between 1 and the number of patients "
+                             f"({scenario.n_patients}), got {v}")
+        return v
 
     def shard_ranges(self, n_shards: int) -> list[tuple[int, int]]:
         """Patient index ranges [lo, hi) of each shard, as equal as possible."""

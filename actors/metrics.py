@@ -26,8 +26,9 @@ class ShardMetrics:
                                  "simulated minutes the shard is behind its clock target", tags)
 
     def window(self, produced: int, acked: int, failed: int, latency_ms: float) -> None:
-        """Record one delivered window."""
-        self.produced.inc(produced, self._tags)
+        """Record one delivered window (Ray counters refuse increments of 0)."""
+        if produced:
+            self.produced.inc(produced, self._tags)
         if acked:
             self.delivered.inc(acked, self._tags)
         if failed:

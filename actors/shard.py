@@ -4,22 +4,29 @@ The shard simulates its patients in aligned windows of ``tick_min`` simulated mi
 hands each window's readings to its sink. It checkpoints (simulation state, titrated
 therapy, counters) every ``checkpoint_every_min``; a restarted shard (Ray re-runs
 ``__init__`` after a crash) resumes from the checkpoint and re-produces the same windows
-bit for bit, which idempotent sinks absorb, so nothing is lost or duplicated.
+bit for bit, which idempotent sinks absorb, so nothing is lost or duplicated. A checkpoint
+records which fleet wrote it; one left by a different scenario, tick or sharding is refused
+rather than resumed into the wrong patients.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 
 import numba
 import numpy as np
 import pyarrow.fs as pafs
+import ray
 
 from actors.config import FleetConfig
 from actors.metrics import ShardMetrics
 from actors.sinks import Window, make_sink
+from cgm_ray.errors import ConfigError
 from cgm_ray.schema import readings_table
 
 LATENCY_SAMPLES = 10_000
@@ -49,6 +56,17 @@ class CheckpointStore:
         self.fs.create_dir(base, recursive=True)
         self.path = f"{base}/shard-{shard:05d}.npz"
 
+    def verify(self, fingerprint: str) -> None:
+        """Refuse a checkpoint here that a different fleet (``checkpoint_fingerprint``) wrote."""
+        if self.fs.get_file_info(self.path).type == pafs.FileType.NotFound:
+            return
+        with self.fs.open_input_file(self.path) as fh, np.load(fh) as data:
+            found = str(data["fingerprint"]) if "fingerprint" in data.files else None
+        if found != fingerprint:
+            raise ConfigError("checkpoint_dir", f"{self.path} is the checkpoint of a different "
+                              "fleet (scenario, tick_min or shards changed); delete it or "
+                              "choose another checkpoint_dir")
+
     def load(self) -> dict | None:
         if self.fs.get_file_info(self.path).type == pafs.FileType.NotFound:
             return None
@@ -65,6 +83,13 @@ class CheckpointStore:
         self.fs.move(tmp, self.path)
 
 
+def checkpoint_fingerprint(config: FleetConfig, lo: int, hi: int) -> str:
+    """What a shard's state depends on: the scenario (bar its length), tick and patient range."""
+    scenario = config.scenario.model_dump(mode="json", exclude={"duration_min"})
+    what = {"scenario": scenario, "tick_min": config.tick_min, "lo": lo, "hi": hi}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+
+
 class SensorShard:
     """Patients ``[lo, hi)`` of the fleet's scenario, wearing sensors, on the fleet clock."""
 
@@ -72,6 +97,9 @@ class SensorShard:
         numba.set_num_threads(min(config.threads_per_shard, numba.config.NUMBA_NUM_THREADS))
         self.config, self.scenario = config, config.scenario
         self.store = CheckpointStore(config.checkpoint_dir, shard) if config.checkpoint_dir else None
+        self.fingerprint = checkpoint_fingerprint(config, lo, hi)
+        if self.store:
+            self.store.verify(self.fingerprint)
         saved = self.store.load() if self.store else None
         cohort = self.scenario.cohort(lo, hi, titrated=saved is None)
         if saved is not None:  # the titrated therapy is part of the checkpoint
@@ -114,11 +142,20 @@ class SensorShard:
         counters = {f"status_{k}": v for k, v in asdict(self.status).items()
                     if k in ("produced", "acked", "failed", "windows")}
         self.store.save({**self.sim.state_dict(), **counters,
+                         "fingerprint": np.array(self.fingerprint),
                          "cr_g_per_u": self.sim.cohort.cr_g_per_u,
                          "cf_mgdl_per_u": self.sim.cohort.cf_mgdl_per_u})
 
     def get_status(self) -> ShardStatus:
         return self.status
+
+    def node_id(self) -> str:
+        """The Ray node this shard runs on."""
+        return ray.get_runtime_context().get_node_id()
+
+    def pid(self) -> int:
+        """This shard's process id (for memory accounting)."""
+        return os.getpid()
 
     def close(self) -> ShardStatus:
         """Flush the sink and checkpoint; the shard can be resumed later."""

@@ -3,7 +3,9 @@
 Files are named by (shard, window start) and written atomically (temporary name, then
 rename), so a window re-delivered after a shard restart replaces its file with identical
 content instead of adding a duplicate. Layout: ``{path}/date=YYYY-MM-DD/
-fleet-s{shard}-m{minute}.parquet`` (date of the window start, UTC).
+fleet-s{shard}-m{minute}.parquet`` (date of the window start, UTC). Temporary files start
+with a dot, which dataset readers skip, so a shard killed mid-write leaves no half file
+that a reader of the landing area would count.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ class ParquetSink:
         if window.readings.num_rows == 0:
             return Delivery(acked=0)
         final = self.file_path(window)
-        self.fs.create_dir(final.rsplit("/", 1)[0], recursive=True)
-        tmp = f"{final}.tmp-{uuid.uuid4().hex}"
+        folder, name = final.rsplit("/", 1)
+        self.fs.create_dir(folder, recursive=True)
+        tmp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
         pq.write_table(window.readings, tmp, filesystem=self.fs)
         self.fs.move(tmp, final)
         return Delivery(acked=window.readings.num_rows)
