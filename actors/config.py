@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -19,7 +19,19 @@ class ParquetSinkConfig(Strict):
     path: str = Field(description="landing directory, a local path or pyarrow filesystem URI")
 
 
-SinkConfig = ParquetSinkConfig
+class HttpSinkConfig(Strict):
+    """Readings POSTed to a cgm-ray ingest API (batched, retried, idempotent)."""
+
+    kind: Literal["http"] = "http"
+    url: str = Field(pattern=r"^https?://", description="base URL of the ingest API")
+    secret_env: str = Field("API_SECRET", description="environment variable with the API secret")
+    batch_size: int = Field(5000, ge=1, le=50_000, description="readings per POST")
+    concurrency: int = Field(4, ge=1, le=256, description="POSTs in flight per shard")
+    timeout_s: float = Field(30.0, gt=0)
+    max_retries: int = Field(8, ge=0, le=50)
+
+
+SinkConfig = Annotated[ParquetSinkConfig | HttpSinkConfig, Field(discriminator="kind")]
 
 
 class FleetConfig(Strict):

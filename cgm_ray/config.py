@@ -46,8 +46,14 @@ def read_mapping(path: str | Path) -> dict:
     kind = "JSON" if path.suffix == ".json" else "YAML"
     try:
         data = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(str(path), f"malformed {kind}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(str(path), f"malformed JSON at line {exc.lineno} column {exc.colno}: "
+                          f"{exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(str(path), f"malformed YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(str(path), "must be a mapping of fields, not "
                           f"{type(data).__name__}")

@@ -27,6 +27,10 @@ def _ray_init(address: str | None) -> None:
 def run_fleet(config, quiet: bool, max_wall_s: float | None = None) -> dict:
     """Run a fleet to completion (or ``max_wall_s``), printing a progress line; return the report."""
     from actors.fleet import Fleet
+    from actors.sinks.http import alerts_fired
+
+    sink = config.sink
+    alerts_before = alerts_fired(sink.url, sink.secret_env) if sink.kind == "http" else 0
 
     fleet = Fleet(config).start()
     last = (time.monotonic(), 0)
@@ -61,8 +65,9 @@ def run_fleet(config, quiet: bool, max_wall_s: float | None = None) -> dict:
         "readings_per_s": (round((status.acked - status.start_acked) / status.wall_s, 1)
                            if status.wall_s else 0.0),
         "latency_ms": {"p50": p50, "p95": p95, "p99": p99}, "lag_min": status.lag_min,
-        # Alerts come from the ingest API (issue #4); a Parquet sink receives none.
-        "alerts_received": 0,
+        # Alerts the ingest fired meanwhile; a Parquet sink has no alerting behind it.
+        "alerts_received": (alerts_fired(sink.url, sink.secret_env) - alerts_before
+                            if sink.kind == "http" else 0),
     }
 
 
@@ -87,10 +92,13 @@ def _print_report(report: dict, as_json: bool) -> int:
 def cmd_fleet(args: argparse.Namespace) -> int:
     """Run the fleet a config file describes (see configs/fleet.yaml)."""
     from actors.config import load_fleet_config
+    from actors.sinks.http import check_target
 
     config = load_fleet_config(args.config)
     if args.speedup is not None:
         config = config.model_copy(update={"speedup": args.speedup})
+    if config.sink.kind == "http":
+        check_target(config.sink.url, config.sink.secret_env)
     _ray_init(args.address)
     return _print_report(run_fleet(config, args.quiet or args.json), args.json)
 
@@ -98,6 +106,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
 def cmd_loadtest(args: argparse.Namespace) -> int:
     """N virtual sensors at a speed-up factor for a wall-clock duration."""
     from actors.config import parse_fleet_config
+    from actors.sinks.http import check_target
 
     if args.sensors < 1:
         raise ConfigError("--sensors", f"must be at least 1, got {args.sensors}")
@@ -109,10 +118,13 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
         "scenario": {"duration_min": sim_min, "seed": args.seed,
                      "patients": {"n": args.sensors, "seed": args.seed, "titrate": args.titrate},
                      "sensor": {"model": args.sensor_model, "start": "staggered"}},
-        "sink": {"kind": "parquet", "path": args.out},
+        "sink": ({"kind": "http", "url": args.target} if args.target
+                 else {"kind": "parquet", "path": args.out}),
         "speedup": speedup, "tick_min": 1 if speedup != "max" else 5,
         "shards": args.shards or "auto",
     })
+    if args.target:
+        check_target(args.target)
     _ray_init(args.address)
     report = run_fleet(config, args.quiet or args.json, max_wall_s=args.duration)
     if report["state"] == "stopped" and report["error"] is None:
@@ -145,8 +157,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     load.add_argument("--speedup", type=_speedup, default=1.0,
                       help="1 = real time, 288 = a day in 5 minutes, 'max' = as fast as possible")
     load.add_argument("--duration", type=float, required=True, help="wall-clock seconds")
+    load.add_argument("--target", help="ingest API base URL (readings POSTed there, "
+                      "API secret from $API_SECRET); default: Parquet files in --out")
     load.add_argument("--out", default="out/loadtest/landing",
-                      help="Parquet landing directory the readings go to")
+                      help="Parquet landing directory the readings go to (without --target)")
     load.add_argument("--sensor-model", default="dexcom_g6")
     load.add_argument("--shards", type=int, default=None, help="default: one per CPU")
     load.add_argument("--seed", type=int, default=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -10,6 +11,20 @@ from cgm_ray.serve_cli import free_port
 
 SECRET = "test-secret-0123456789"
 ADMIN = {"api-secret": hashlib.sha1(SECRET.encode()).hexdigest()}
+
+
+def stored_keys(root: Path) -> Counter:
+    """(sensor, ts) of every durable reading in the ingest's logs under ``root``."""
+    import pyarrow as pa
+
+    from serve_apps.wal import SEGMENT_SUFFIX, _read_durable
+
+    keys: Counter = Counter()
+    for path in root.rglob(f"*{SEGMENT_SUFFIX}"):
+        for batch in _read_durable(path):
+            t = pa.Table.from_batches([batch])
+            keys.update(zip(t.column("sensor_id").to_pylist(), t.column("ts_ms").to_pylist()))
+    return keys
 
 
 @contextmanager

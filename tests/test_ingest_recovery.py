@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
-from pathlib import Path
 
-import pyarrow as pa
 import pytest
 import requests
 
-from serve_apps.wal import SEGMENT_SUFFIX, _read_durable
-from tests.ingest_server import ADMIN, ingest_server
+from tests.ingest_server import ADMIN, ingest_server, stored_keys
 
 MIN = 60_000
 
@@ -22,16 +18,6 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("recovery")
     with ingest_server(tmp, partitions=1) as base:
         yield base, tmp
-
-
-def _stored(tmp: Path) -> Counter:
-    """(sensor, ts) of every durable reading in the log, landed or still open."""
-    keys: Counter = Counter()
-    for path in list(tmp.rglob(f"*{SEGMENT_SUFFIX}")):
-        for batch in _read_durable(path):
-            t = pa.Table.from_batches([batch])
-            keys.update(zip(t.column("sensor_id").to_pylist(), t.column("ts_ms").to_pylist()))
-    return keys
 
 
 def _batch(k: int, base_ms: int) -> dict:
@@ -83,7 +69,7 @@ def test_killed_partition_loses_no_acknowledged_reading(server):
     stop.set()
     poster.join(30)
     assert len(acked) >= before + 50, "writes did not resume after the replica was replaced"
-    stored = _stored(tmp)
+    stored = stored_keys(tmp)
     expected = {(s, t) for b in acked for s, t in zip(b["sensor_id"], b["ts_ms"])}
     assert expected <= set(stored)
     assert max(stored.values()) == 1, "a reading was stored twice"
@@ -107,4 +93,4 @@ def test_app_restart_replays_the_log_and_keeps_deduplicating(server):
     entries = requests.get(f"{url}/api/v1/entries.json", headers=ADMIN, timeout=30,
                            params={"patient": "replay", "count": 10}).json()
     assert [e["sgv"] for e in entries] == [99, 95, 90]
-    assert max(_stored(tmp).values()) == 1
+    assert max(stored_keys(tmp).values()) == 1

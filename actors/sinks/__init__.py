@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from actors.config import SinkConfig
 from actors.sinks.base import Delivery, Sink, Window
+from actors.sinks.http import HttpSink
 from actors.sinks.parquet import ParquetSink
 
 __all__ = ["Delivery", "Sink", "Window", "make_sink"]
@@ -11,4 +12,7 @@ __all__ = ["Delivery", "Sink", "Window", "make_sink"]
 
 def make_sink(config: SinkConfig) -> Sink:
     """The sink a config describes."""
+    if config.kind == "http":
+        return HttpSink(config.url, config.secret_env, config.batch_size, config.concurrency,
+                        config.timeout_s, config.max_retries)
     return ParquetSink(config.path)

@@ -1,0 +1,42 @@
+"""The fleet meets the ingest API: every reading POSTed by the shards is stored exactly once."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from actors.fleet import Fleet
+from cgm_ray.cli import main
+from cgm_ray.serve_cli import free_port
+from tests.ingest_server import ingest_server, stored_keys
+from tests.test_fleet import expected_readings, fleet_config
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fleet-ingest")
+    with ingest_server(tmp, partitions=2) as url:
+        yield url, tmp
+
+
+def test_fleet_delivers_through_the_http_api_exactly_once(server, tmp_path):
+    url, root = server
+    config = fleet_config(tmp_path, n=300, duration_min=720,
+                          sink={"kind": "http", "url": url, "batch_size": 1000})
+    fleet = Fleet(config).start()
+    status = fleet.wait(300)
+    fleet.stop()
+    assert status.state == "finished", status.error
+    expected = {(s, t) for s, t, _ in expected_readings(config)}
+    stored = stored_keys(root)
+    assert status.acked == len(expected) and status.failed == 0
+    assert expected == set(stored) and max(stored.values()) == 1
+
+
+def test_unreachable_target_is_a_clear_error_not_a_hang(capsys):
+    started = time.monotonic()
+    code = main(["loadtest", "--sensors", "10", "--duration", "5",
+                 "--target", f"http://127.0.0.1:{free_port()}"])
+    assert code == 2 and time.monotonic() - started < 15
+    assert "cannot reach" in capsys.readouterr().err
