@@ -31,7 +31,16 @@ class HttpSinkConfig(Strict):
     max_retries: int = Field(8, ge=0, le=50)
 
 
-SinkConfig = Annotated[ParquetSinkConfig | HttpSinkConfig, Field(discriminator="kind")]
+class ServeSinkConfig(Strict):
+    """Readings handed to the ingest Serve application in the same Ray cluster (no HTTP)."""
+
+    kind: Literal["serve"] = "serve"
+    app_name: str = Field("ingest", description="name of the ingest Serve application")
+    max_retries: int = Field(8, ge=0, le=50)
+
+
+SinkConfig = Annotated[ParquetSinkConfig | HttpSinkConfig | ServeSinkConfig,
+                       Field(discriminator="kind")]
 
 
 class FleetConfig(Strict):

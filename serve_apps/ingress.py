@@ -241,6 +241,18 @@ class Ingress:
         return {"accepted": so_far["accepted"] + reply["accepted"],
                 "duplicates": so_far["duplicates"] + reply["duplicates"]}
 
+    async def write_readings(self, table: pa.Table) -> dict:
+        """In-cluster writes through a deployment handle (the fleet's Serve sink).
+
+        Only code inside the Ray cluster holds handles, so this is the admin path without
+        HTTP; validation, coalescing and durability are those of ``POST /api/v2/readings``.
+        Returns ``{accepted, duplicates}`` or ``{error, status}`` instead of raising.
+        """
+        try:
+            return await self._store(table, Principal("admin", "*"))
+        except HTTPProblem as exc:
+            return {"error": exc.description, "status": exc.status}
+
     # -- cgm-ray v2 --------------------------------------------------------------------
     @api.post("/api/v2/readings", summary="Store a batch of readings (columnar JSON or Arrow IPC)")
     async def post_readings(self, request: Request) -> dict:

@@ -24,6 +24,9 @@ from simulators.therapy import Therapy
 from simulators.titration import titrate
 
 
+POPULATION_KEY_SPACE = 10_000_000  # most patients in one population
+
+
 class Meal(Strict):
     minute: int = Field(ge=0, description="start, minutes from the scenario start")
     grams: float = Field(ge=0, le=500, description="carbohydrate, eaten at 5 g/min")
@@ -35,8 +38,8 @@ class RandomMeals(Strict):
 
 
 class PopulationSpec(Strict):
-    n: int = Field(ge=1, le=10_000_000)
-    seed: int = 0
+    n: int = Field(ge=1, le=POPULATION_KEY_SPACE)
+    seed: int = Field(0, ge=0, le=10**9, description="also sets the patients' identities")
     groups: tuple[Literal["adolescent", "adult", "child"], ...] = AGE_GROUPS
     titrate: bool = Field(True, description="tune each carb ratio in silico (simulators.titration)")
 
@@ -103,7 +106,9 @@ class Scenario(Strict):
         hi = self.n_patients if hi is None else hi
         if isinstance(self.patients, PopulationSpec):
             p = self.patients
-            sampled = sample_cohort(hi - lo, p.seed, p.groups, first_key=FIRST_SAMPLED_KEY + lo)
+            # Each seed owns its own key range, so populations never share patient or sensor ids.
+            first = FIRST_SAMPLED_KEY + p.seed * POPULATION_KEY_SPACE + lo
+            sampled = sample_cohort(hi - lo, p.seed, p.groups, first_key=first)
             return titrate(sampled, self.model) if p.titrate and titrated else sampled
         return reference_cohort(self.patients[lo:hi])
 

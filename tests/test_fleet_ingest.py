@@ -20,16 +20,22 @@ def server(tmp_path_factory):
         yield url, tmp
 
 
-def test_fleet_delivers_through_the_http_api_exactly_once(server, tmp_path):
+@pytest.mark.parametrize("sink", ["http", "serve"])
+def test_fleet_delivers_through_the_ingest_exactly_once(server, tmp_path, sink):
     url, root = server
+    before = stored_keys(root)
+    seed = {"http": 11, "serve": 12}[sink]  # a different population per run
     config = fleet_config(tmp_path, n=300, duration_min=720,
-                          sink={"kind": "http", "url": url, "batch_size": 1000})
+                          sink={"kind": "http", "url": url, "batch_size": 1000}
+                          if sink == "http" else {"kind": "serve", "app_name": "ingest"})
+    config = config.model_copy(update={"scenario": config.scenario.model_copy(update={
+        "patients": config.scenario.patients.model_copy(update={"seed": seed})})})
     fleet = Fleet(config).start()
     status = fleet.wait(300)
     fleet.stop()
     assert status.state == "finished", status.error
     expected = {(s, t) for s, t, _ in expected_readings(config)}
-    stored = stored_keys(root)
+    stored = stored_keys(root) - before
     assert status.acked == len(expected) and status.failed == 0
     assert expected == set(stored) and max(stored.values()) == 1
 

@@ -6,6 +6,7 @@ from actors.config import SinkConfig
 from actors.sinks.base import Delivery, Sink, Window
 from actors.sinks.http import HttpSink
 from actors.sinks.parquet import ParquetSink
+from actors.sinks.serve_handle import ServeHandleSink
 
 __all__ = ["Delivery", "Sink", "Window", "make_sink"]
 
@@ -15,4 +16,6 @@ def make_sink(config: SinkConfig) -> Sink:
     if config.kind == "http":
         return HttpSink(config.url, config.secret_env, config.batch_size, config.concurrency,
                         config.timeout_s, config.max_retries)
+    if config.kind == "serve":
+        return ServeHandleSink(config.app_name, config.max_retries)
     return ParquetSink(config.path)

@@ -71,7 +71,7 @@ class HttpSink:
         self._session: aiohttp.ClientSession | None = None
 
     def deliver(self, window: Window) -> Delivery:
-        table = _landing_columns(window.readings)
+        table = landing_columns(window.readings)
         batches = [table.slice(k, self.batch_size) for k in range(0, table.num_rows, self.batch_size)]
         results = self._loop.run_until_complete(self._send_all(batches))
         acked = sum(n for n, ok in zip((b.num_rows for b in batches), results) if ok)
@@ -108,7 +108,7 @@ class HttpSink:
         self._loop.close()
 
 
-def _landing_columns(readings: pa.Table) -> pa.Table:
+def landing_columns(readings: pa.Table) -> pa.Table:
     """The reading columns the ingest takes, ids as plain strings."""
     return pa.table({
         "patient_id": readings.column("patient_id").cast(pa.string()),
