@@ -55,6 +55,11 @@ class FleetConfig(Strict):
     checkpoint_every_min: int = Field(60, ge=1, description="simulated minutes between checkpoints")
     threads_per_shard: int = Field(1, ge=1, le=64)
 
+    @field_validator("sink", mode="before")
+    @classmethod
+    def _parquet_by_default(cls, v: object) -> object:
+        return {"kind": "parquet", **v} if isinstance(v, dict) and "kind" not in v else v
+
     @field_validator("speedup", mode="before")
     @classmethod
     def _positive_speedup(cls, v: object) -> object:

@@ -33,7 +33,10 @@ def validate(model: type[M], data: object) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         first = max(exc.errors(), key=lambda e: len(e["loc"]))  # the deepest union branch
-        raise ConfigError(_field(first["loc"]), first["msg"]) from None
+        loc = first["loc"]
+        if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = (*loc, str(first["ctx"]["discriminator"]).strip("'"))  # e.g. sink.kind
+        raise ConfigError(_field(loc), first["msg"]) from None
 
 
 def read_mapping(path: str | Path) -> dict:
