@@ -152,7 +152,10 @@ class Ingress:
         return bytes(body)
 
     async def _read_access(self, request: Request, patient_id: str) -> None:
-        principal = self._principal(request)
+        await self._check_read(self._principal(request), patient_id)
+
+    async def _check_read(self, principal: Principal, patient_id: str) -> None:
+        """403 unless ``principal`` may read ``patient_id`` (clinicians: by cohort)."""
         cohort = (await self._partition(patient_id).cohort.remote(patient_id)
                   if principal.role == "clinician" else None)
         try:
@@ -370,12 +373,7 @@ class Ingress:
     async def _ns_entries(self, request: Request, count: int) -> list[dict]:
         principal = self._principal(request)
         patient_id = self._ns_patient(request, principal)
-        cohort = (await self._partition(patient_id).cohort.remote(patient_id)
-                  if principal.role == "clinician" else None)
-        try:
-            principal.require_read(patient_id, cohort)
-        except Forbidden as exc:
-            raise HTTPProblem(403, "Forbidden", str(exc)) from None
+        await self._check_read(principal, patient_id)
         q = request.query_params
         since = _int_param(q, "find[date][$gte]", "find[date][$gt]")
         until = _int_param(q, "find[date][$lte]", "find[date][$lt]")
