@@ -27,7 +27,7 @@ from actors.config import FleetConfig
 from actors.metrics import ShardMetrics
 from actors.sinks import Window, make_sink
 from cgm_ray.errors import ConfigError
-from cgm_ray.schema import readings_table
+from cgm_ray.schema import ReadingEncoder
 
 LATENCY_SAMPLES = 10_000
 
@@ -113,6 +113,7 @@ class SensorShard:
             self.status = replace(self.status, **counters, minute=self.sim.minute,
                                   restored_from_min=self.sim.minute)
         self.sink = make_sink(config.sink)
+        self.encoder = ReadingEncoder(self.sim.cohort, self.scenario.start_ms, self.sim.sensor.name)
         self.metrics = ShardMetrics(shard)
 
     def advance_to(self, minute: int) -> ShardStatus:
@@ -121,8 +122,7 @@ class SensorShard:
         target = min(minute, self.scenario.duration_min) // tick * tick
         while self.sim.minute < target:
             step = self.sim.advance(tick)
-            table = readings_table(step.readings, self.sim.cohort, self.scenario.start_ms,
-                                   self.sim.sensor.name)
+            table = self.encoder.table(step.readings)
             started = time.perf_counter()
             delivery = self.sink.deliver(Window(self.status.shard, step.t0, self.sim.minute,
                                                 self.scenario.start_ms, table))

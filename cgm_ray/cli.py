@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from cgm_ray.errors import CgmRayError
 from cgm_ray.fleet_cli import add_commands as fleet_commands
 from cgm_ray.serve_cli import add_commands as serve_commands
-from cgm_ray.schema import READING_SCHEMA, TRACE_SCHEMA, readings_table, trace_table
+from cgm_ray.schema import READING_SCHEMA, TRACE_SCHEMA, ReadingEncoder, trace_table
 
 
 def patients_table(sim) -> pa.Table:
@@ -41,13 +41,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     sim = scenario.build()
     pq.write_table(patients_table(sim), out / "patients.parquet")
     n_readings = 0
+    encoder = ReadingEncoder(sim.cohort, scenario.start_ms, sim.sensor.name)
     readings_writer = pq.ParquetWriter(out / "readings.parquet", READING_SCHEMA)
     trace_writer = pq.ParquetWriter(out / "trace.parquet", TRACE_SCHEMA) if args.trace else None
     with readings_writer, tqdm(total=scenario.duration_min, unit="sim-min", disable=args.quiet,
                                file=sys.stderr) as bar:
         for step in sim.run(scenario.duration_min, chunk_min=args.chunk_min, trace=args.trace):
-            readings_writer.write_table(readings_table(step.readings, sim.cohort,
-                                                       scenario.start_ms, sim.sensor.name))
+            readings_writer.write_table(encoder.table(step.readings))
             n_readings += len(step.readings)
             if trace_writer is not None:
                 trace_writer.write_table(trace_table(sim.cohort, step.t0, step.gsub_mgdl,
