@@ -119,9 +119,10 @@ class Readings:
 
 @njit(cache=True, error_model="numpy")
 def _knot(e: float, pacf: float, gamma: float, lam: float, delta: float, xi: float,
-          seed: int, key: int, session: int, j: int) -> tuple[float, float]:
+          seed: int, key: int, session: int, j: int, first: bool) -> tuple[float, float]:
+    """AR(1) value and transformed noise of knot ``j`` (``first``: the sequence starts here)."""
     w = rng.normal_scalar(seed, key, rng.SENSOR_NOISE, (session << 32) | j)
-    e = w if j == 0 else pacf * (e + w)
+    e = w if first else pacf * (e + w)
     return e, xi + lam * np.sinh((e - gamma) / delta)
 
 
@@ -180,17 +181,21 @@ def _sample(gsub, t0, keys, seed, sp, start, session, knot_base, ring, ar, dropo
                 pos = age / NOISE_KNOT_MIN + 1.0  # knot j sits at age (j - 1) * 15 min
                 k = int(pos)
                 s = pos - k
-                if knot_base[i] < 0:
+                if knot_base[i] < 0:  # first reading of this sensor in the simulation
+                    # The noise process starts at the first knot needed (for a sensor inserted
+                    # before the run, not at its insertion: no catching up on unseen knots).
+                    base = max(k - 1, 0)
                     e = 0.0
                     for j in range(4):
-                        e, ring[i, j] = _knot(e, pacf, gamma, lam, delta, xi, seed, key, session[i], j)
+                        e, ring[i, j] = _knot(e, pacf, gamma, lam, delta, xi, seed, key,
+                                              session[i], base + j, j == 0)
                     ar[i] = e
-                    knot_base[i] = 0
+                    knot_base[i] = base
                 while knot_base[i] < k - 1:
                     ring[i, 0], ring[i, 1], ring[i, 2] = ring[i, 1], ring[i, 2], ring[i, 3]
                     knot_base[i] += 1
                     ar[i], ring[i, 3] = _knot(ar[i], pacf, gamma, lam, delta, xi, seed, key,
-                                              session[i], knot_base[i] + 3)
+                                              session[i], knot_base[i] + 3, False)
                 p0, p1, p2, p3 = ring[i, 0], ring[i, 1], ring[i, 2], ring[i, 3]
                 g += 0.5 * (2.0 * p1 + (p2 - p0) * s + (2.0 * p0 - 5.0 * p1 + 4.0 * p2 - p3) * s * s
                             + (3.0 * p1 - p0 - 3.0 * p2 + p3) * s * s * s)
