@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from cgm_ray.errors import CgmRayError
 from cgm_ray.fleet_cli import add_commands as fleet_commands
+from cgm_ray.metrics_cli import add_commands as metrics_commands
 from cgm_ray.serve_cli import add_commands as serve_commands
 from cgm_ray.schema import READING_SCHEMA, TRACE_SCHEMA, ReadingEncoder, trace_table
 
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=cmd_simulate)
     fleet_commands(sub)
     serve_commands(sub)
+    metrics_commands(sub)
     return parser
 
 

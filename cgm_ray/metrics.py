@@ -1,8 +1,35 @@
-"""CGM metrics maths: pure numpy functions over glucose arrays (mg/dL)."""
+"""CGM metrics maths: pure numpy functions over glucose arrays (mg/dL).
+
+``glucose_metrics`` computes the consensus panel and the iglu set per subject, with iglu's
+column names, agreeing with iglu-python 0.4.3. Reading-level metrics are reduced across all
+subjects at once (``np.bincount``); grid-based ones (MODD, CONGA, MAGE) loop over subjects.
+Definitions: ``../shared/docs/cgm-domain.md`` section 3 (Battelino 2019/2023, Kovatchev,
+Klonoff 2022). Where iglu departs from a published definition the function says so.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+from cgm_ray.cgm_grid import NS_PER_DAY, NS_PER_MIN, DayGrid, Readings, day_grid
+from cgm_ray.mage import MAGE_GRID_MIN, mage_ma
+
+# Ranges as iglu names them: in-range bounds inclusive, below/above strict.
+IN_RANGES_MGDL = ((70, 180), (63, 140), (70, 140))
+BELOW_MGDL = (54, 70)
+ABOVE_MGDL = (180, 250)
+CONGA_HOURS = (1, 24)
+GRI_ZONES = np.array(list("ABCDE"))
+AGP_PERCENTILES = (5, 25, 50, 75, 95)
+ADRR_RISK_CONSTANT = 22.77  # iglu's rounding of 10*1.509^2, used by iglu for ADRR only
+
+METRIC_COLUMNS = (
+    "mean", "median", "sd", "cv", "gmi", "ea1c",
+    *(f"in_range_{lo}_{hi}" for lo, hi in IN_RANGES_MGDL),
+    *(f"below_{t}" for t in BELOW_MGDL), *(f"above_{t}" for t in ABOVE_MGDL),
+    "active_percent", "lbgi", "hbgi", "adrr", "gri", "gri_zone", "j_index", "grade", "m_value",
+    "mage", "modd", *(f"conga{h}" for h in CONGA_HOURS),
+)
 
 
 def risk_index(glucose_mgdl: np.ndarray) -> np.ndarray:
@@ -13,3 +40,159 @@ def risk_index(glucose_mgdl: np.ndarray) -> np.ndarray:
     """
     g = np.clip(glucose_mgdl, 1.0, None)
     return 10.0 * (1.509 * (np.log(g) ** 1.084 - 5.381)) ** 2
+
+
+def gmi_percent(mean_mgdl: np.ndarray) -> np.ndarray:
+    """Glucose management indicator (Bergenstal 2018): 3.31 + 0.02392 * mean glucose."""
+    return 3.31 + 0.02392 * np.asarray(mean_mgdl, dtype=float)
+
+
+def ea1c_percent(mean_mgdl: np.ndarray) -> np.ndarray:
+    """Estimated A1c (Nathan 2008): (46.7 + mean glucose) / 28.7."""
+    return (46.7 + np.asarray(mean_mgdl, dtype=float)) / 28.7
+
+
+def gri_zone(gri: np.ndarray) -> np.ndarray:
+    """GRI zone letter (Klonoff 2022): A 0-20, B 21-40, C 41-60, D 61-80, E 81-100."""
+    return GRI_ZONES[np.clip(np.ceil(np.asarray(gri, dtype=float) / 20.0) - 1, 0, 4).astype(int)]
+
+
+def glucose_metrics(readings: Readings) -> dict[str, np.ndarray]:
+    """Every metric of ``METRIC_COLUMNS`` for each subject of ``readings`` (one value per subject)."""
+    out = _reading_metrics(readings)
+    out["adrr"] = _adrr(readings)
+    out.update(_subject_metrics(readings))
+    return {name: out[name] for name in METRIC_COLUMNS}
+
+
+def _reading_metrics(readings: Readings) -> dict[str, np.ndarray]:
+    """Metrics over the raw readings, reduced across subjects at once."""
+    sid, g = readings.subject_index(), readings.gl_mgdl
+    n_subj = readings.n_subjects
+    n = np.bincount(sid, minlength=n_subj).astype(float)
+
+    def mean_of(values: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.bincount(sid, weights=values, minlength=n_subj) / n
+
+    def percent(mask: np.ndarray) -> np.ndarray:
+        return 100.0 * mean_of(mask.astype(float))
+
+    mean = mean_of(g)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = np.sqrt(np.bincount(sid, weights=(g - mean[sid]) ** 2, minlength=n_subj) / (n - 1))
+    f = 1.509 * (np.log(g) ** 1.084 - 5.381)
+    out = {"mean": mean, "sd": sd, "cv": 100.0 * sd / mean,
+           "gmi": gmi_percent(mean), "ea1c": ea1c_percent(mean),
+           "lbgi": mean_of(np.where(g < 112.5, 10.0 * f ** 2, 0.0)),
+           "hbgi": mean_of(np.where(g >= 112.5, 10.0 * f ** 2, 0.0)),
+           "j_index": 0.001 * (mean + sd) ** 2}
+    for lo, hi in IN_RANGES_MGDL:
+        out[f"in_range_{lo}_{hi}"] = percent((g >= lo) & (g <= hi))
+    for t in BELOW_MGDL:
+        out[f"below_{t}"] = percent(g < t)
+    for t in ABOVE_MGDL:
+        out[f"above_{t}"] = percent(g > t)
+    gri = (3.0 * out["below_54"] + 2.4 * (out["below_70"] - out["below_54"])
+           + 1.6 * out["above_250"] + 0.8 * (out["above_180"] - out["above_250"]))
+    out["gri"] = np.minimum(gri, 100.0)
+    out["gri_zone"] = gri_zone(out["gri"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["grade"] = mean_of(np.minimum(425.0 * (np.log10(np.log10(g / 18.0)) + 0.16) ** 2, 50.0))
+        out["m_value"] = 1000.0 * mean_of(np.abs(np.log10(g / 90.0)) ** 3)
+    return out
+
+
+def _adrr(readings: Readings) -> np.ndarray:
+    """Average daily risk range: mean over calendar days of max low risk + max high risk.
+
+    iglu uses 22.77 for 10*1.509^2 here (and 22.7708 in LBGI/HBGI); kept for agreement.
+    """
+    sid, g = readings.subject_index(), readings.gl_mgdl
+    day = readings.time_ns // NS_PER_DAY
+    new_day = np.concatenate([[True], (np.diff(sid) != 0) | (np.diff(day) != 0)])
+    starts = np.flatnonzero(new_day)
+    if len(starts) == 0:
+        return np.full(readings.n_subjects, np.nan)
+    bgi = np.log(g) ** 1.084 - 5.381
+    high = np.maximum(np.maximum.reduceat(bgi, starts), 0.0)
+    low = np.minimum(np.minimum.reduceat(bgi, starts), 0.0)
+    daily_risk = ADRR_RISK_CONSTANT * (high ** 2 + low ** 2)
+    day_sid = sid[starts]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (np.bincount(day_sid, weights=daily_risk, minlength=readings.n_subjects)
+                / np.bincount(day_sid, minlength=readings.n_subjects))
+
+
+def _active_percent(time_ns: np.ndarray) -> float:
+    """Percent of expected readings present, iglu's "automatic" range (first to last reading).
+
+    iglu takes the step as the rounded median gap and counts the readings missing in each gap
+    longer than one step; Python's round-half-to-even is kept.
+    """
+    if len(time_ns) < 2:
+        return 100.0
+    gaps_min = np.diff(time_ns) / NS_PER_MIN
+    dt0 = round(float(np.median(gaps_min)))
+    expected = round((time_ns[-1] - time_ns[0]) / NS_PER_MIN / dt0) + 1
+    long_gaps = gaps_min[gaps_min > dt0]
+    missing = round((long_gaps.sum() - len(long_gaps) * dt0) / dt0)
+    return 100.0 * (expected - missing) / expected
+
+
+def _subject_metrics(readings: Readings) -> dict[str, np.ndarray]:
+    """Median, active percent, and the grid metrics (MODD, CONGA(n), MAGE), subject by subject."""
+    names = ["median", "active_percent", "modd", "mage", *(f"conga{h}" for h in CONGA_HOURS)]
+    out = {name: np.full(readings.n_subjects, np.nan) for name in names}
+    for k in range(readings.n_subjects):
+        time_ns, gl = readings.subject(k)
+        if len(gl) == 0:
+            continue
+        out["median"][k] = np.median(gl)
+        out["active_percent"][k] = _active_percent(time_ns)
+        if time_ns[-1] == time_ns[0]:
+            continue
+        grid = day_grid(time_ns, gl)
+        out["modd"][k] = modd(grid)
+        for h in CONGA_HOURS:
+            out[f"conga{h}"][k] = conga(grid, h)
+        mage_grid = grid if grid.dt0_min == MAGE_GRID_MIN else day_grid(time_ns, gl, MAGE_GRID_MIN)
+        out["mage"][k] = mage_ma(mage_grid)
+    return out
+
+
+def modd(grid: DayGrid, lag_days: int = 1) -> float:
+    """Mean of daily differences: mean |G(t) - G(t - lag days)| over grid points where both exist."""
+    gl = grid.gl_mgdl.ravel()
+    shift = lag_days * 1440 // grid.dt0_min
+    diffs = np.abs(gl[shift:] - gl[:-shift]) if shift < len(gl) else np.array([])
+    diffs = diffs[np.isfinite(diffs)]
+    return float(diffs.mean()) if len(diffs) else float("nan")
+
+
+def conga(grid: DayGrid, hours: int) -> float:
+    """CONGA(n): SD (n-1) of G(t) - G(t - n h) on the grid; NaN with fewer than 2 differences.
+
+    The lag is ``round(60/dt0) * hours`` grid steps, as iglu computes it.
+    """
+    gl = grid.gl_mgdl.ravel()
+    lag = round(60 / grid.dt0_min) * hours
+    diffs = gl[lag:] - gl[:-lag] if lag < len(gl) else np.array([])
+    diffs = diffs[np.isfinite(diffs)]
+    return float(np.std(diffs, ddof=1)) if len(diffs) >= 2 else float("nan")
+
+
+def agp_percentiles(grid: DayGrid, percentiles: tuple[float, ...] = AGP_PERCENTILES
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Ambulatory glucose profile: glucose percentiles by time of day, pooled across days.
+
+    Returns (minute of day of each grid slot, ``[slot, percentile]`` in mg/dL); a slot with no
+    data on any day is NaN. Slot times follow iglu's grid, ``dt0`` to 1440 min.
+    """
+    minute_of_day = grid.dt0_min * np.arange(1, grid.gl_mgdl.shape[1] + 1)
+    gl = grid.gl_mgdl
+    empty = np.all(np.isnan(gl), axis=0)
+    values = np.full((gl.shape[1], len(percentiles)), np.nan)
+    if not np.all(empty):
+        values[~empty] = np.nanpercentile(gl[:, ~empty], percentiles, axis=0).T
+    return minute_of_day, values
