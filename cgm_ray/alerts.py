@@ -63,6 +63,8 @@ class AlertSettings(Strict):
     hysteresis_mgdl: float = Field(5.0, ge=0, le=30)
     snooze_min: int = Field(30, ge=1, le=24 * 60)
     disabled: list[str] = Field(default_factory=list, description="alert types not to raise")
+    webhook_url: str | None = Field(None, pattern=r"^https?://", max_length=2048,
+                                    description="POST each alert event here (JSON list)")
 
     def as_row(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in _SETTING_COLUMNS], dtype=np.float64)

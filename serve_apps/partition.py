@@ -23,6 +23,7 @@ from serve_apps.config import IngestConfig
 from serve_apps.metrics import IngestMetrics
 from serve_apps.partition_state import PartitionState, SensorConflict, UnknownSensors
 from serve_apps.wal import WriteAheadLog
+from serve_apps.webhooks import Webhooks
 
 KEEPALIVE_S = 15.0
 REPLAY_HORIZON_S = 2 * 86_400  # landed segments younger than this rebuild the hot state
@@ -46,6 +47,8 @@ class PartitionCore:
                                  config.segment_max_age_s)
         self.metrics = IngestMetrics(index)
         self.alerts_fired = 0
+        self.webhooks = Webhooks()
+        self._webhook_tasks: set[asyncio.Task] = set()
         self._load_registry()
         self.wal.recover()
         self.replayed = self._replay()
@@ -113,8 +116,18 @@ class PartitionCore:
                 "accepted_rows": rows}
 
     def _count_alerts(self, events: list[dict]) -> None:
+        """Count alert events and hand them to the patients' webhooks (if any)."""
         self.metrics.alerts(events)
         self.alerts_fired += sum(e["state"] == "fired" for e in events)
+        hooks: dict[str, list[dict]] = {}
+        for e in events:
+            url = self.state.patients[e["patient_id"]].settings.webhook_url
+            if url:
+                hooks.setdefault(url, []).append(e)
+        for url, batch in hooks.items():
+            task = asyncio.get_running_loop().create_task(self.webhooks.post(url, batch))
+            self._webhook_tasks.add(task)
+            task.add_done_callback(self._webhook_tasks.discard)
 
     def tick(self) -> None:
         """Timer work: signal-loss and expiry alerts, and rolling an idle log segment."""
@@ -190,7 +203,9 @@ class Partition:
         return {"partition": self.core.index, "sensors": len(self.core.state.sensors),
                 "patients": len(self.core.state.patients), "replayed": self.core.replayed,
                 "wal_rows": self.core.wal.appended_rows, "wal_commits": self.core.wal.commits,
-                "alerts_fired": self.core.alerts_fired}
+                "alerts_fired": self.core.alerts_fired,
+                "webhooks_delivered": self.core.webhooks.delivered,
+                "webhooks_failed": self.core.webhooks.failed}
 
     async def stream(self, patient_id: str):
         async for event in self.core.stream(patient_id):

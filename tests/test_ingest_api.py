@@ -187,3 +187,41 @@ def test_sensor_registry_and_status(url):
             break
         time.sleep(1)
     assert {"stale", "sensor_expiring"} <= {a["type"] for a in alerts}
+
+
+def test_alert_webhooks_receive_events(url):
+    import http.server
+
+    from cgm_ray.serve_cli import free_port
+
+    received: list[dict] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            received.extend(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", free_port()), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        hook = f"http://127.0.0.1:{server.server_port}/alerts"
+        r = requests.put(f"{url}/api/v2/patients/pat-hook/settings", headers=ADMIN, timeout=30,
+                         json={"webhook_url": hook})
+        assert r.status_code == 200
+        now = _now()
+        _post(url, "pat-hook", "sen-hook", [now - 5 * MIN, now], [90, 70])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(e["type"] == "low" for e in received):
+            time.sleep(0.2)
+        assert any(e["type"] == "low" and e["patient_id"] == "pat-hook" for e in received)
+        bad = requests.put(f"{url}/api/v2/patients/pat-hook/settings", headers=ADMIN, timeout=30,
+                           json={"webhook_url": "ftp://nope"})
+        assert bad.status_code == 422 and "webhook_url" in bad.json()["description"]
+    finally:
+        server.shutdown()
+        thread.join(5)
