@@ -31,8 +31,20 @@ MEAL_MIN, HORIZON_MIN = 30, 600
 NADIR_FLOOR_MGDL = 100.0
 
 
+CHUNK_PATIENTS = 1000  # trial simulations per pass: bounds memory (8 trials x 600 min each)
+
+
 def titrate(cohort: Cohort, model: str = "uva_padova") -> Cohort:
     """The cohort with each carb ratio and correction factor scaled to its best factor."""
+    factor = np.concatenate([
+        _best_factors(cohort.take(slice(lo, lo + CHUNK_PATIENTS)), model)
+        for lo in range(0, len(cohort), CHUNK_PATIENTS)])
+    return replace(cohort, cr_g_per_u=cohort.cr_g_per_u * factor,
+                   cf_mgdl_per_u=cohort.cf_mgdl_per_u * factor)
+
+
+def _best_factors(cohort: Cohort, model: str) -> np.ndarray:
+    """Each patient's carb-ratio multiplier from ``CR_FACTORS``."""
     n, k = len(cohort), len(CR_FACTORS)
     rows = np.repeat(np.arange(n), k)
     trial = replace(cohort.take(rows), cr_g_per_u=cohort.cr_g_per_u[rows] * np.tile(CR_FACTORS, n))
@@ -42,6 +54,4 @@ def titrate(cohort: Cohort, model: str = "uva_padova") -> Cohort:
     safe = g.min(axis=2) >= NADIR_FLOOR_MGDL
     risk = risk_index(g).mean(axis=2)
     best = np.where(safe.any(axis=1), np.argmin(np.where(safe, risk, np.inf), axis=1), k - 1)
-    factor = CR_FACTORS[best]
-    return replace(cohort, cr_g_per_u=cohort.cr_g_per_u * factor,
-                   cf_mgdl_per_u=cohort.cf_mgdl_per_u * factor)
+    return CR_FACTORS[best]
