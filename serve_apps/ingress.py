@@ -186,7 +186,9 @@ class Ingress:
                 principal.require_write(pid)
             except Forbidden as exc:
                 raise HTTPProblem(403, "Forbidden", str(exc)) from None
+        started = time.perf_counter()
         result = await self._write(table)
+        self.metrics.latency.observe((time.perf_counter() - started) * 1000, {"route": "write"})
         if "error" in result:
             self.metrics.rejected.inc(1, {"status": str(result["status"])})
             raise HTTPProblem(result["status"], result["message"], result["error"])

@@ -38,5 +38,6 @@ class IngressMetrics:
         self.rejected = metrics.Counter("cgm_ingest_requests_rejected",
                                         "requests refused, by HTTP status", ("status",))
         self.latency = metrics.Histogram("cgm_ingest_request_latency_ms",
-                                         "ingest request latency", LATENCY_BOUNDARIES_MS,
+                                         "time to make a request's readings durable",
+                                         LATENCY_BOUNDARIES_MS,
                                          ("route",))

