@@ -54,6 +54,8 @@ class FleetConfig(Strict):
     checkpoint_dir: str | None = Field(None, description="where shards checkpoint; none: no recovery")
     checkpoint_every_min: int = Field(60, ge=1, description="simulated minutes between checkpoints")
     threads_per_shard: int = Field(1, ge=1, le=64)
+    attributes_dir: str | None = Field(
+        None, description="where shards write their patients' attributes for the lake ETL")
 
     @field_validator("sink", mode="before")
     @classmethod

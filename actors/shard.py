@@ -27,7 +27,8 @@ from actors.config import FleetConfig
 from actors.metrics import ShardMetrics
 from actors.sinks import Window, make_sink
 from cgm_ray.errors import ConfigError
-from cgm_ray.schema import ReadingEncoder
+from cgm_ray.fs import open_filesystem, write_bytes_atomic, write_parquet_atomic
+from cgm_ray.schema import ReadingEncoder, patients_table
 
 LATENCY_SAMPLES = 10_000
 
@@ -51,8 +52,7 @@ class CheckpointStore:
     """One ``.npz`` per shard in a local directory or pyarrow filesystem URI, replaced atomically."""
 
     def __init__(self, root: str, shard: int) -> None:
-        self.fs, base = pafs.FileSystem.from_uri(root) if "://" in root else (
-            pafs.LocalFileSystem(), root)
+        self.fs, base = open_filesystem(root)
         self.fs.create_dir(base, recursive=True)
         self.path = f"{base}/shard-{shard:05d}.npz"
 
@@ -77,10 +77,7 @@ class CheckpointStore:
     def save(self, state: dict) -> None:
         buf = io.BytesIO()
         np.savez(buf, **state)
-        tmp = f"{self.path}.tmp"
-        with self.fs.open_output_stream(tmp) as fh:
-            fh.write(buf.getvalue())
-        self.fs.move(tmp, self.path)
+        write_bytes_atomic(self.fs, self.path, buf.getvalue())
 
 
 def checkpoint_fingerprint(config: FleetConfig, lo: int, hi: int) -> str:
@@ -112,6 +109,10 @@ class SensorShard:
             counters = {k[len("status_"):]: int(v) for k, v in saved.items() if k.startswith("status_")}
             self.status = replace(self.status, **counters, minute=self.sim.minute,
                                   restored_from_min=self.sim.minute)
+        if config.attributes_dir and saved is None:
+            fs, root = open_filesystem(config.attributes_dir)
+            write_parquet_atomic(fs, f"{root}/patients-s{shard:05d}.parquet",
+                                 patients_table(self.sim))
         self.sink = make_sink(config.sink)
         self.encoder = ReadingEncoder(self.sim.cohort, self.scenario.start_ms, self.sim.sensor.name)
         self.metrics = ShardMetrics(shard)

@@ -7,26 +7,15 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cgm_ray.errors import CgmRayError
 from cgm_ray.fleet_cli import add_commands as fleet_commands
+from cgm_ray.lake_cli import add_commands as lake_commands
 from cgm_ray.metrics_cli import add_commands as metrics_commands
 from cgm_ray.serve_cli import add_commands as serve_commands
-from cgm_ray.schema import READING_SCHEMA, TRACE_SCHEMA, ReadingEncoder, trace_table
-
-
-def patients_table(sim) -> pa.Table:
-    """Who was simulated: attributes and therapy, one row per patient."""
-    c = sim.cohort
-    return pa.table({
-        "patient_id": list(c.names), "patient_key": c.keys, "age_group": list(c.age_group),
-        "age_years": c.age_years, "weight_kg": c.params["BW"], "model": [sim.model.name] * len(c),
-        "sensor_model": [sim.sensor.name] * len(c), "carb_ratio_g_per_u": c.cr_g_per_u,
-        "correction_factor_mgdl_per_u": c.cf_mgdl_per_u,
-        "basal_u_per_h": sim.basal_u_per_min * 60.0,
-    })
+from cgm_ray.schema import (READING_SCHEMA, TRACE_SCHEMA, ReadingEncoder, patients_table,
+                            trace_table)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -82,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     fleet_commands(sub)
     serve_commands(sub)
     metrics_commands(sub)
+    lake_commands(sub)
     return parser
 
 

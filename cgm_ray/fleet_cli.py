@@ -10,18 +10,9 @@ import time
 import numpy as np
 
 from cgm_ray.errors import ConfigError
+from cgm_ray.ray_runtime import init_ray
 
 PROGRESS_EVERY_S = 1.0
-
-
-def _ray_init(address: str | None) -> None:
-    import ray
-
-    if address:
-        ray.init(address=address, log_to_driver=False)
-    else:
-        ray.init(include_dashboard=False, log_to_driver=False,
-                 object_store_memory=300_000_000)
 
 
 def run_fleet(config, quiet: bool, max_wall_s: float | None = None) -> dict:
@@ -99,7 +90,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         config = config.model_copy(update={"speedup": args.speedup})
     if config.sink.kind == "http":
         check_target(config.sink.url, config.sink.secret_env)
-    _ray_init(args.address)
+    init_ray(args.address)
     return _print_report(run_fleet(config, args.quiet or args.json), args.json)
 
 
@@ -125,7 +116,7 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     })
     if args.target:
         check_target(args.target)
-    _ray_init(args.address)
+    init_ray(args.address)
     report = run_fleet(config, args.quiet or args.json, max_wall_s=args.duration)
     if report["state"] == "stopped" and report["error"] is None:
         report["state"] = "finished"  # the wall-clock duration ran out, as asked

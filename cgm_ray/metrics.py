@@ -1,8 +1,10 @@
 """CGM metrics maths: pure numpy functions over glucose arrays (mg/dL).
 
 ``glucose_metrics`` computes the consensus panel and the iglu set per subject, with iglu's
-column names, agreeing with iglu-python 0.4.3. Reading-level metrics are reduced across all
-subjects at once (``np.bincount``); grid-based ones (MODD, CONGA, MAGE) loop over subjects.
+column names, agreeing with iglu-python 0.4.3, plus the 2023 consensus episodes (``episodes``).
+Reading-level metrics (``reading_metrics``) are reduced across all subjects at once
+(``np.bincount``); grid-based ones (MODD, CONGA, MAGE, episodes) loop over subjects and build each
+subject's grid once.
 Definitions: ``../shared/docs/cgm-domain.md`` section 3 (Battelino 2019/2023, Kovatchev,
 Klonoff 2022). Where iglu departs from a published definition the function says so.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from cgm_ray.cgm_grid import NS_PER_DAY, NS_PER_MIN, DayGrid, Readings, day_grid
+from cgm_ray.episodes import EPISODE_COLUMNS, episodes_from_grid
 from cgm_ray.mage import MAGE_GRID_MIN, mage_ma
 
 # Ranges as iglu names them: in-range bounds inclusive, below/above strict.
@@ -29,6 +32,7 @@ METRIC_COLUMNS = (
     *(f"below_{t}" for t in BELOW_MGDL), *(f"above_{t}" for t in ABOVE_MGDL),
     "active_percent", "lbgi", "hbgi", "adrr", "gri", "gri_zone", "j_index", "grade", "m_value",
     "mage", "modd", *(f"conga{h}" for h in CONGA_HOURS),
+    *EPISODE_COLUMNS,
 )
 
 
@@ -59,40 +63,58 @@ def gri_zone(gri: np.ndarray) -> np.ndarray:
 
 def glucose_metrics(readings: Readings) -> dict[str, np.ndarray]:
     """Every metric of ``METRIC_COLUMNS`` for each subject of ``readings`` (one value per subject)."""
-    out = _reading_metrics(readings)
+    out = reading_metrics(readings)
     out["adrr"] = _adrr(readings)
     out.update(_subject_metrics(readings))
     return {name: out[name] for name in METRIC_COLUMNS}
 
 
-def _reading_metrics(readings: Readings) -> dict[str, np.ndarray]:
-    """Metrics over the raw readings, reduced across subjects at once."""
-    sid, g = readings.subject_index(), readings.gl_mgdl
-    n_subj = readings.n_subjects
-    n = np.bincount(sid, minlength=n_subj).astype(float)
+def basic_metrics(subject: np.ndarray, gl_mgdl: np.ndarray, n_subjects: int
+                  ) -> dict[str, np.ndarray]:
+    """Mean, SD, CV, GMI, eA1c and the time in ranges of each subject ``0..n_subjects-1``.
+
+    Rows may come in any order (``subject`` gives each row's subject): the cheapest panel,
+    for cohort screening over raw lake rows without sorting them.
+    """
+    n = np.bincount(subject, minlength=n_subjects).astype(float)
 
     def mean_of(values: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.bincount(sid, weights=values, minlength=n_subj) / n
+        return _subject_mean(subject, values, n)
 
-    def percent(mask: np.ndarray) -> np.ndarray:
-        return 100.0 * mean_of(mask.astype(float))
-
-    mean = mean_of(g)
+    mean = mean_of(gl_mgdl)
     with np.errstate(invalid="ignore", divide="ignore"):
-        sd = np.sqrt(np.bincount(sid, weights=(g - mean[sid]) ** 2, minlength=n_subj) / (n - 1))
-    f = 1.509 * (np.log(g) ** 1.084 - 5.381)
+        sd = np.sqrt(np.bincount(subject, weights=(gl_mgdl - mean[subject]) ** 2,
+                                 minlength=n_subjects) / (n - 1))
     out = {"mean": mean, "sd": sd, "cv": 100.0 * sd / mean,
-           "gmi": gmi_percent(mean), "ea1c": ea1c_percent(mean),
-           "lbgi": mean_of(np.where(g < 112.5, 10.0 * f ** 2, 0.0)),
-           "hbgi": mean_of(np.where(g >= 112.5, 10.0 * f ** 2, 0.0)),
-           "j_index": 0.001 * (mean + sd) ** 2}
+           "gmi": gmi_percent(mean), "ea1c": ea1c_percent(mean)}
     for lo, hi in IN_RANGES_MGDL:
-        out[f"in_range_{lo}_{hi}"] = percent((g >= lo) & (g <= hi))
+        out[f"in_range_{lo}_{hi}"] = 100.0 * mean_of((gl_mgdl >= lo) & (gl_mgdl <= hi))
     for t in BELOW_MGDL:
-        out[f"below_{t}"] = percent(g < t)
+        out[f"below_{t}"] = 100.0 * mean_of(gl_mgdl < t)
     for t in ABOVE_MGDL:
-        out[f"above_{t}"] = percent(g > t)
+        out[f"above_{t}"] = 100.0 * mean_of(gl_mgdl > t)
+    return out
+
+
+def _subject_mean(subject: np.ndarray, values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` per subject (NaN for a subject without rows)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.bincount(subject, weights=values, minlength=len(counts)) / counts
+
+
+def reading_metrics(readings: Readings) -> dict[str, np.ndarray]:
+    """The reading-level panel per subject: the fast subset of the metrics, needing no per-subject loop."""
+    sid, g = readings.subject_index(), readings.gl_mgdl
+    out = basic_metrics(sid, g, readings.n_subjects)
+    n = np.diff(readings.offsets).astype(float)
+
+    def mean_of(values: np.ndarray) -> np.ndarray:
+        return _subject_mean(sid, values, n)
+
+    f = 1.509 * (np.log(g) ** 1.084 - 5.381)
+    out.update(lbgi=mean_of(np.where(g < 112.5, 10.0 * f ** 2, 0.0)),
+               hbgi=mean_of(np.where(g >= 112.5, 10.0 * f ** 2, 0.0)),
+               j_index=0.001 * (out["mean"] + out["sd"]) ** 2)
     gri = (3.0 * out["below_54"] + 2.4 * (out["below_70"] - out["below_54"])
            + 1.6 * out["above_250"] + 0.8 * (out["above_180"] - out["above_250"]))
     out["gri"] = np.minimum(gri, 100.0)
@@ -100,7 +122,7 @@ def _reading_metrics(readings: Readings) -> dict[str, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         out["grade"] = mean_of(np.minimum(425.0 * (np.log10(np.log10(g / 18.0)) + 0.16) ** 2, 50.0))
         out["m_value"] = 1000.0 * mean_of(np.abs(np.log10(g / 90.0)) ** 3)
-    return out
+    return {name: out[name] for name in METRIC_COLUMNS if name in out}
 
 
 def _adrr(readings: Readings) -> np.ndarray:
@@ -141,8 +163,9 @@ def _active_percent(time_ns: np.ndarray) -> float:
 
 
 def _subject_metrics(readings: Readings) -> dict[str, np.ndarray]:
-    """Median, active percent, and the grid metrics (MODD, CONGA(n), MAGE), subject by subject."""
-    names = ["median", "active_percent", "modd", "mage", *(f"conga{h}" for h in CONGA_HOURS)]
+    """Median, active percent, and the grid metrics (MODD, CONGA(n), MAGE, episodes), subject by subject."""
+    names = ["median", "active_percent", "modd", "mage", *(f"conga{h}" for h in CONGA_HOURS),
+             *EPISODE_COLUMNS]
     out = {name: np.full(readings.n_subjects, np.nan) for name in names}
     for k in range(readings.n_subjects):
         time_ns, gl = readings.subject(k)
@@ -158,6 +181,8 @@ def _subject_metrics(readings: Readings) -> dict[str, np.ndarray]:
             out[f"conga{h}"][k] = conga(grid, h)
         mage_grid = grid if grid.dt0_min == MAGE_GRID_MIN else day_grid(time_ns, gl, MAGE_GRID_MIN)
         out["mage"][k] = mage_ma(mage_grid)
+        for name, value in episodes_from_grid(grid).items():
+            out[name][k] = value
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from simulators.engine import Simulation
 from simulators.population import Cohort
 from simulators.sensor import Readings
 
@@ -80,6 +81,18 @@ def trace_table(cohort: Cohort, t0: int, gsub_mgdl: np.ndarray, bg_mgdl: np.ndar
         pa.array(gsub_mgdl.ravel()), pa.array(bg_mgdl.ravel()),
     ], schema=TRACE_SCHEMA)
 
+def patients_table(sim: Simulation) -> pa.Table:
+    """Who was simulated: attributes and therapy, one row per patient."""
+    c = sim.cohort
+    return pa.table({
+        "patient_id": list(c.names), "patient_key": c.keys, "age_group": list(c.age_group),
+        "age_years": c.age_years, "weight_kg": c.params["BW"], "model": [sim.model.name] * len(c),
+        "sensor_model": [sim.sensor.name] * len(c), "carb_ratio_g_per_u": c.cr_g_per_u,
+        "correction_factor_mgdl_per_u": c.cf_mgdl_per_u,
+        "basal_u_per_h": sim.basal_u_per_min * 60.0,
+    })
+
+
 # What the ingest stores durably (write-ahead log segments in the landing area).
 LANDING_SCHEMA = pa.schema([
     pa.field("patient_id", pa.string(), nullable=False),
@@ -88,4 +101,16 @@ LANDING_SCHEMA = pa.schema([
     pa.field("glucose_mgdl", pa.float32(), nullable=False),
     pa.field("range_flag", pa.int8(), nullable=False),
     pa.field("received_ms", pa.int64(), nullable=False),  # when the ingest accepted it
+])
+
+# The lake's readings table (``readings/bucket=NN/date=YYYY-MM-DD/*.parquet``): one row per
+# distinct (sensor_id, ts), sorted by (patient_id, ts) inside each file. ``bucket`` and
+# ``date`` are Hive partition columns taken from the path, not stored in the files.
+LAKE_SCHEMA = pa.schema([
+    pa.field("patient_id", pa.string(), nullable=False),
+    pa.field("sensor_id", pa.string(), nullable=False),
+    pa.field("ts", pa.timestamp("ms", tz="UTC"), nullable=False),
+    pa.field("glucose_mgdl", pa.float32(), nullable=False),
+    pa.field("range_flag", pa.int8(), nullable=False),  # -1 LOW, 0 in range, 1 HIGH
+    pa.field("source", pa.string(), nullable=False),  # ingest, fleet or import
 ])

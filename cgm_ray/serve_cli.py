@@ -9,6 +9,7 @@ import socket
 import threading
 
 from cgm_ray.errors import ConfigError
+from cgm_ray.ray_runtime import init_ray
 
 # Serve's HTTP proxy modes (shared/docs/ray-notes.md): the default Python proxy tops out at
 # a few hundred requests/s on 2 cores; HAProxy mode is ~4x faster. Set before Ray starts.
@@ -34,17 +35,11 @@ def start_ingest(host: str, port: int, args: dict, proxy: str = "haproxy",
                  address: str | None = None) -> str:
     """Start Ray (unless ``address``) and Serve with the ingest app; return its base URL."""
     os.environ.update(PROXY_ENV[proxy])
-    import ray
     from ray import serve
 
     from serve_apps.app import build
 
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(address="local", include_dashboard=False, log_to_driver=False,
-                     object_store_memory=300_000_000)
+    init_ray(address)
     serve.start(http_options={"host": host, "port": port})
     serve.run(build(args), name="ingest", route_prefix="/")
     return f"http://{host}:{port}"

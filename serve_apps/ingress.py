@@ -419,9 +419,19 @@ class Ingress:
 
     @api.get("/api/v2/stats", summary="Per-partition counts (admin)")
     async def stats(self, request: Request) -> list[dict]:
+        self._require_admin(request)
+        return await asyncio.gather(*(p.stats.remote() for p in self.partitions))
+
+    @api.post("/api/v2/admin/flush",
+              summary="Land every open log segment now, for an ETL run right after (admin)")
+    async def flush(self, request: Request) -> dict:
+        self._require_admin(request)
+        await asyncio.gather(*(p.flush.remote() for p in self.partitions))
+        return {"flushed": len(self.partitions)}
+
+    def _require_admin(self, request: Request) -> None:
         if self._principal(request).role != "admin":
             raise HTTPProblem(403, "Forbidden", "admin only")
-        return await asyncio.gather(*(p.stats.remote() for p in self.partitions))
 
 
 

@@ -199,6 +199,10 @@ class Partition:
     def set_settings(self, patient_id: str, settings: dict) -> None:
         self.core.set_settings(patient_id, settings)
 
+    async def flush(self) -> None:
+        """Land the open log segment now (the ETL loads only landed segments)."""
+        await self.core.wal.roll()
+
     def stats(self) -> dict:
         return {"partition": self.core.index, "sensors": len(self.core.state.sensors),
                 "patients": len(self.core.state.patients), "replayed": self.core.replayed,

@@ -42,6 +42,7 @@ class WriteAheadLog:
         self._segment_path: Path | None = None
         self._segment_opened = 0.0
         self._roll_requested = False
+        self._roll_waiters: list[asyncio.Future] = []
         self.commits = self.appended_rows = 0
 
     # -- segments ----------------------------------------------------------------------
@@ -105,17 +106,18 @@ class WriteAheadLog:
             self._wakeup.clear()
             group, self._queue = self._queue, []
             roll, self._roll_requested = self._roll_requested, False
+            rolled, self._roll_waiters = self._roll_waiters, []
             try:
                 if group:
                     self._write_group([b for b, _ in group])
                 if roll:
                     self._close_segment()
             except Exception as exc:  # every waiter learns its data is not durable
-                for _, fut in group:
+                for fut in [f for _, f in group] + rolled:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
-            for _, fut in group:
+            for fut in [f for _, f in group] + rolled:
                 if not fut.done():
                     fut.set_result(None)
 
@@ -131,6 +133,16 @@ class WriteAheadLog:
         if (self._file.tell() >= self.segment_max_bytes
                 or time.monotonic() - self._segment_opened >= self.segment_max_age_s):
             self._close_segment()
+
+    async def roll(self) -> None:
+        """Land the open segment once everything appended before this call is in it."""
+        if self._writer_task is None:
+            self._close_segment()
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._roll_waiters.append(done)
+        self.request_roll()
+        await done
 
     def request_roll(self) -> None:
         """Ask the writer to close the open segment (a timer calls this for idle logs)."""

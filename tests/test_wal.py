@@ -65,3 +65,19 @@ def test_segments_roll_into_the_landing_area(tmp_path):
     ts = [t for b in WriteAheadLog(tmp_path / "wal", tmp_path / "landing", "p0", SCHEMA).replay()
           for t in b.column("ts_ms").to_pylist()]
     assert ts == list(range(1000))
+
+
+def test_roll_lands_everything_appended_before_it(tmp_path):
+    wal = WriteAheadLog(tmp_path / "wal", tmp_path / "landing", "p0", SCHEMA)
+
+    async def main():
+        appends = [asyncio.ensure_future(wal.append(_batch(f"s{k}", 10))) for k in range(50)]
+        await asyncio.sleep(0)  # queued, not necessarily written yet
+        await wal.roll()
+        await asyncio.gather(*appends)
+
+    asyncio.run(main())
+    assert not os.listdir(tmp_path / "wal")  # nothing left open
+    rows = sum(b.num_rows for b in WriteAheadLog(tmp_path / "wal", tmp_path / "landing", "p0",
+                                                  SCHEMA).replay())
+    assert rows == 500

@@ -10,21 +10,17 @@ that a reader of the landing area would count.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timezone
 
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
-
 from actors.sinks.base import Delivery, Window
+from cgm_ray.fs import open_filesystem, write_parquet_atomic
 
 
 class ParquetSink:
     """Writes windows to a local directory or any pyarrow filesystem URI (s3://...)."""
 
     def __init__(self, path: str) -> None:
-        self.fs, self.root = pafs.FileSystem.from_uri(path) if "://" in path else (
-            pafs.LocalFileSystem(), path)
+        self.fs, self.root = open_filesystem(path)
         self.fs.create_dir(self.root, recursive=True)
 
     def file_path(self, window: Window) -> str:
@@ -35,12 +31,7 @@ class ParquetSink:
     def deliver(self, window: Window) -> Delivery:
         if window.readings.num_rows == 0:
             return Delivery(acked=0)
-        final = self.file_path(window)
-        folder, name = final.rsplit("/", 1)
-        self.fs.create_dir(folder, recursive=True)
-        tmp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
-        pq.write_table(window.readings, tmp, filesystem=self.fs)
-        self.fs.move(tmp, final)
+        write_parquet_atomic(self.fs, self.file_path(window), window.readings)
         return Delivery(acked=window.readings.num_rows)
 
     def close(self) -> None:

@@ -1,0 +1,388 @@
+"""``cgm-ray etl``: load landing files and imports into the lake, as a two-stage Ray Data job.
+
+Stage 1 (one task per group of input files) reads and validates each file into LAKE_SCHEMA
+rows and writes them to staging, split by patient bucket. Stage 2 (one task per bucket)
+deduplicates the staged rows on (sensor_id, ts), drops those already in the lake, and writes
+one new sorted file per (bucket, date) partition, merging a partition's files into one when
+it has too many (compaction). The driver then commits a snapshot naming the new files and the
+inputs consumed. A run that dies before the commit changes nothing and the next run redoes
+it; inputs already committed (same path, size and mtime) are skipped; so running twice or
+crashing mid-run never loses or duplicates a reading. The exchange between the stages goes
+through the lake's filesystem, not Ray Data's shuffle (slow for this, see ray-notes).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from cgm_ray.errors import ConfigError
+from cgm_ray.fs import open_filesystem, write_parquet_atomic
+from cgm_ray.lake import (LANDING_DIR, PATIENTS_DIR, SENSORS_DIR, STAGING_DIR, DataFile, Lake,
+                          LoadedInput, Snapshot)
+from cgm_ray.lake_sources import SOURCE_SUFFIXES, SourceError, read_source
+from cgm_ray.etl_metrics import etl_metrics
+from cgm_ray.ray_runtime import configure_ray_data
+from cgm_ray.schema import LAKE_SCHEMA
+
+GROUP_TARGET_BYTES = 128 << 20  # input bytes per stage-1 task (upper bound)
+MAX_FILES_PER_PARTITION = 8  # a partition with more files is compacted into one
+LANDING_SOURCES = ("ingest", "fleet")  # landing/<name>/... ; anything else loads as "import"
+ATTRIBUTES_SOURCE = "patients"  # landing/patients/: patient attribute tables, not readings
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A file to load: where it is, what it is, and its identity for idempotence."""
+
+    path: str  # local absolute path or filesystem URI
+    source: str  # ingest, fleet, import, or patients (attributes)
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class EtlReport:
+    """What one run did (``--json`` prints it)."""
+
+    version: int
+    run_id: str
+    inputs_loaded: int = 0
+    inputs_skipped: int = 0  # already in the lake from an earlier run
+    rows_read: int = 0
+    rows_rejected: int = 0
+    rejections: dict[str, int] = field(default_factory=dict)
+    files_rejected: dict[str, str] = field(default_factory=dict)  # path -> reason
+    readings_added: int = 0
+    duplicates: int = 0
+    files_written: int = 0
+    files_compacted: int = 0
+    patients: int = 0
+    lake_rows: int = 0
+    seconds: float = 0.0
+
+
+# -- discovery ---------------------------------------------------------------------------
+def discover_inputs(lake: Lake, imports: list[str] = (), attributes: list[str] = ()
+                    ) -> list[InputFile]:
+    """Every loadable file in the lake's landing area, plus ``imports`` and ``attributes``.
+
+    Names starting with ``.`` or ``_`` are skipped (temporary files of writers in progress).
+    """
+    found = _list_files(lake.fs, lake.path(LANDING_DIR), None)
+    for uri in imports:
+        found += _list_files(*open_filesystem(uri), "import", must_exist=True, uri=uri)
+    for uri in attributes:
+        found += _list_files(*open_filesystem(uri), ATTRIBUTES_SOURCE, must_exist=True, uri=uri)
+    return found
+
+
+def _list_files(fs: pafs.FileSystem, root: str, source: str | None, must_exist: bool = False,
+                uri: str | None = None) -> list[InputFile]:
+    info = fs.get_file_info(root)
+    if info.type == pafs.FileType.NotFound:
+        if must_exist:
+            raise ConfigError(uri or root, "no such file or directory")
+        return []
+    infos = [info] if info.type == pafs.FileType.File else fs.get_file_info(
+        pafs.FileSelector(root, recursive=True))
+    prefix = root.split("://")[0] + "://" if uri and "://" in uri else ""
+    out = []
+    for item in infos:
+        rel = item.path[len(root):].lstrip("/") if item.path != root else item.base_name
+        if item.type != pafs.FileType.File or any(p[:1] in "._" for p in rel.split("/")):
+            continue
+        if not item.base_name.lower().endswith(SOURCE_SUFFIXES):
+            continue
+        kind = source or _landing_source(rel)
+        out.append(InputFile(prefix + item.path if prefix else _uri(fs, item.path), kind,
+                             item.size, item.mtime_ns or 0))
+    return sorted(out, key=lambda f: f.path)
+
+
+def _uri(fs: pafs.FileSystem, path: str) -> str:
+    return path if isinstance(fs, pafs.LocalFileSystem) else f"{fs.type_name}://{path}"
+
+
+def _landing_source(rel: str) -> str:
+    top = rel.split("/", 1)[0]
+    return top if top in LANDING_SOURCES or top == ATTRIBUTES_SOURCE else "import"
+
+
+def _is_loaded(snapshot: Snapshot, f: InputFile) -> bool:
+    done = snapshot.inputs.get(f.path)
+    return done is not None and (done.size, done.mtime_ns) == (f.size, f.mtime_ns)
+
+
+def _groups(files: list[InputFile], n_tasks: int) -> list[list[InputFile]]:
+    """Split files into about ``n_tasks`` groups of similar byte size (at most the target)."""
+    total = sum(f.size for f in files)
+    target = max(1, min(GROUP_TARGET_BYTES, total // max(1, n_tasks)))
+    groups, current, size = [], [], 0
+    for f in files:
+        if current and size + f.size > target:
+            groups.append(current)
+            current, size = [], 0
+        current.append(f)
+        size += f.size
+    return groups + ([current] if current else [])
+
+
+# -- stage 1: read, validate, split by bucket ------------------------------------------
+def stage_inputs(lake_uri: str, run_id: str, task: int, files: list[dict]) -> dict:
+    """Read one group of input files into staging files, one per bucket; report each input."""
+    lake = Lake(lake_uri)
+    tables, records, rejections = [], [], defaultdict(int)
+    for f in (InputFile(**d) for d in files):
+        try:
+            fs, path = open_filesystem(f.path)
+            rows = read_source(path, fs, f.source)
+        except (SourceError, ConfigError, OSError) as exc:
+            records.append(LoadedInput(f.path, f.size, f.mtime_ns, f.source, error=str(exc)))
+            continue
+        tables.append(rows.table)
+        records.append(LoadedInput(f.path, f.size, f.mtime_ns, f.source, rows.table.num_rows,
+                                   rows.rejected_rows))
+        for reason, count in rows.rejections.items():
+            rejections[reason] += count
+    loaded = [r for r in records if not r.error]
+    etl_metrics().count(files_loaded=len(loaded), files_rejected=len(records) - len(loaded),
+                        rows_rejected=sum(r.rejected_rows for r in loaded))
+    staged = {}
+    if tables:
+        table = pa.concat_tables(tables)
+        bucket = lake.bucket_of(table.column("patient_id"))
+        for b in np.unique(bucket):
+            path = lake.path(STAGING_DIR, run_id, f"bucket={b:03d}", f"t{task:05d}.parquet")
+            lake.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+            pq.write_table(table.filter(pa.array(bucket == b)), path, filesystem=lake.fs)
+            staged[str(b)] = path
+    return {"inputs": [asdict(r) for r in records], "rejections": dict(rejections),
+            "staged": staged}
+
+
+# -- stage 2: per bucket, deduplicate against the lake and write partitions -------------
+def merge_bucket(lake_uri: str, run_id: str, bucket: int, staged: list[str],
+                 existing: dict[str, list[str]], compact: bool) -> dict:
+    """Write one bucket's new distinct readings; compact its crowded partitions."""
+    lake = Lake(lake_uri)
+    new = read_files(lake, staged) if staged else None
+    read = new.num_rows if new is not None else 0
+    new = _distinct(new) if new is not None else None
+    days = pc.strftime(new.column("ts"), "%Y-%m-%d") if new is not None else pa.array([], pa.string())
+    touched = sorted(set(pc.unique(days).to_pylist()) | (set(existing) if compact else set()))
+    added, removed, kept = [], [], []
+    for day in touched:
+        part = new.filter(pc.equal(days, day)) if new is not None else new
+        old = [lake.path(p) for p in existing.get(day, [])]
+        if part is not None and part.num_rows and old:
+            keys = read_files(lake, old, columns=["sensor_id", "ts"])
+            part = part.join(keys, keys=["sensor_id", "ts"], join_type="left anti") \
+                .select(LAKE_SCHEMA.names).cast(LAKE_SCHEMA)
+        fresh = part if part is not None and part.num_rows else None
+        if fresh is not None:
+            kept.append(fresh)
+        merge = len(old) + (fresh is not None) > (1 if compact else MAX_FILES_PER_PARTITION)
+        if merge:
+            body = pa.concat_tables([read_files(lake, old),
+                                     *([fresh] if fresh is not None else [])])
+            removed += existing[day]
+        elif fresh is None:
+            continue
+        else:
+            body = fresh
+        rel = f"{lake.partition_dir(bucket, day)}/part-{run_id}.parquet"
+        _write_sorted(lake, rel, body)
+        added.append(asdict(DataFile(rel, bucket, day, body.num_rows)))
+    sensors = None
+    if kept:
+        sensors = lake.path(STAGING_DIR, run_id, f"sensors-{bucket:03d}.parquet")
+        pq.write_table(sensor_summary(pa.concat_tables(kept)), sensors, filesystem=lake.fs)
+    added_rows = sum(t.num_rows for t in kept)
+    etl_metrics().count(readings_loaded=added_rows, readings_duplicate=read - added_rows)
+    return {"added": added, "removed": removed, "readings_added": added_rows,
+            "duplicates": read - added_rows, "sensors": sensors}
+
+
+def read_files(lake: Lake, paths: list[str], columns: list[str] | None = None) -> pa.Table:
+    """Read whole lake/staging files (no Hive columns inferred from their paths)."""
+    return pq.read_table(paths, columns=columns, filesystem=lake.fs, partitioning=None,
+                         schema=None if columns else LAKE_SCHEMA)
+
+
+def _distinct(table: pa.Table) -> pa.Table:
+    """First occurrence of every (sensor_id, ts), in input order among equals."""
+    order = pc.sort_indices(table, [("sensor_id", "ascending"), ("ts", "ascending")])
+    table = table.take(order)
+    if table.num_rows < 2:
+        return table
+    sensor, ts = table.column("sensor_id"), table.column("ts")
+    same = pc.and_(pc.equal(sensor[1:], sensor[:-1]), pc.equal(ts[1:], ts[:-1]))
+    return table.filter(pa.concat_arrays([pa.array([True]), pc.invert(same).combine_chunks()]))
+
+
+def _write_sorted(lake: Lake, rel: str, table: pa.Table) -> None:
+    table = table.sort_by([("patient_id", "ascending"), ("ts", "ascending")])
+    path = lake.path(rel)
+    lake.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    pq.write_table(table, path, filesystem=lake.fs, compression="zstd")
+
+
+def sensor_summary(table: pa.Table) -> pa.Table:
+    """Per sensor: patient, first and last reading time, number of readings."""
+    out = table.group_by("sensor_id", use_threads=False).aggregate(
+        [("patient_id", "min"), ("ts", "min"), ("ts", "max"), ("ts", "count")])
+    return pa.table({"sensor_id": out["sensor_id"], "patient_id": out["patient_id_min"],
+                     "first_ts": out["ts_min"], "last_ts": out["ts_max"],
+                     "readings": out["ts_count"]})
+
+
+def _merge_sensors(tables: list[pa.Table]) -> pa.Table:
+    out = pa.concat_tables(tables).group_by("sensor_id", use_threads=False).aggregate(
+        [("patient_id", "min"), ("first_ts", "min"), ("last_ts", "max"), ("readings", "sum")])
+    return pa.table({"sensor_id": out["sensor_id"], "patient_id": out["patient_id_min"],
+                     "first_ts": out["first_ts_min"], "last_ts": out["last_ts_max"],
+                     "readings": out["readings_sum"]}).sort_by("sensor_id")
+
+
+# -- attributes ----------------------------------------------------------------------------
+def read_attributes(f: InputFile) -> pa.Table:
+    """A patient attribute table (Parquet, CSV or JSON lines) with a ``patient_id`` column."""
+    fs, path = open_filesystem(f.path)
+    name = path.lower()
+    with fs.open_input_file(path) as fh:
+        if name.endswith(".parquet"):
+            table = pq.read_table(fh)
+        elif name.endswith((".csv", ".csv.gz")):
+            table = pacsv.read_csv(fh)
+        elif name.endswith((".ndjson", ".jsonl", ".json")):
+            table = pajson.read_json(fh)
+        else:
+            raise SourceError(f.path, "patient attributes must be Parquet, CSV or JSON lines")
+    if "patient_id" not in table.column_names:
+        raise SourceError(f.path, f"missing column 'patient_id'; found {table.column_names}")
+    return table.set_column(table.schema.get_field_index("patient_id"), "patient_id",
+                            table.column("patient_id").cast(pa.string()))
+
+
+def _merge_patients(old: pa.Table | None, new: list[pa.Table]) -> pa.Table:
+    """Union of attribute tables; for a patient listed more than once the latest row wins."""
+    table = pa.concat_tables(([old] if old is not None else []) + new, promote_options="permissive")
+    ids = table.column("patient_id").to_numpy(zero_copy_only=False)
+    _, last_from_end = np.unique(ids[::-1], return_index=True)
+    keep = np.sort(len(ids) - 1 - last_from_end)
+    return table.take(pa.array(keep)).sort_by("patient_id")
+
+
+# -- the job ---------------------------------------------------------------------------------
+def run_etl(lake: Lake, inputs: list[InputFile], compact: bool = False,
+            progress=print) -> EtlReport:
+    """Load ``inputs`` into ``lake`` and commit one snapshot (Ray must be initialised)."""
+    import ray
+
+    started = time.perf_counter()
+    base = lake.snapshot()
+    run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+    report = EtlReport(version=base.version, run_id=run_id)
+    lake.fs.delete_dir_contents(lake.path(STAGING_DIR), missing_dir_ok=True)  # a crashed run's
+    todo = [f for f in inputs if not _is_loaded(base, f)]
+    report.inputs_skipped = len(inputs) - len(todo)
+    readings = [f for f in todo if f.source != ATTRIBUTES_SOURCE]
+    records: list[LoadedInput] = []
+    patients = _load_attributes([f for f in todo if f.source == ATTRIBUTES_SOURCE], records)
+
+    staged: dict[int, list[str]] = defaultdict(list)
+    if readings:
+        groups = _groups(readings, 2 * int(ray.cluster_resources().get("CPU", 1)))
+        progress(f"etl: reading {len(readings)} input files in {len(groups)} tasks")
+        items = [{"task": k, "files": [asdict(f) for f in g]} for k, g in enumerate(groups)]
+        for out in _ray_map(items, stage_inputs, lake.uri, run_id):
+            records += [LoadedInput(**r) for r in out["inputs"]]
+            for reason, count in out["rejections"].items():
+                report.rejections[reason] = report.rejections.get(reason, 0) + count
+            for b, path in out["staged"].items():
+                staged[int(b)].append(path)
+
+    existing: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for f in base.files.values():
+        existing[f.bucket][f.date].append(f.path)
+    buckets = sorted(set(staged) | ({b for b, days in existing.items()
+                                     if any(len(p) > 1 for p in days.values())} if compact else set()))
+    files = dict(base.files)
+    sensor_parts = [lake.sensors(base)] if base.sensors_file else []
+    if buckets:
+        progress(f"etl: deduplicating and writing {len(buckets)} buckets")
+        items = [{"bucket": b, "staged": staged.get(b, []), "existing": dict(existing[b]),
+                  "compact": compact} for b in buckets]
+        for out in _ray_map(items, merge_bucket, lake.uri, run_id):
+            for path in out["removed"]:
+                files.pop(path)
+            files.update({d["path"]: DataFile(**d) for d in out["added"]})
+            report.files_written += len(out["added"])
+            report.files_compacted += len(out["removed"])
+            report.readings_added += out["readings_added"]
+            report.duplicates += out["duplicates"]
+            if out["sensors"]:
+                sensor_parts.append(pq.read_table(out["sensors"], filesystem=lake.fs))
+    sensors_file = base.sensors_file
+    if len(sensor_parts) > (1 if base.sensors_file else 0):
+        sensors_file = f"{SENSORS_DIR}/sensors-{run_id}.parquet"
+        write_parquet_atomic(lake.fs, lake.path(sensors_file), _merge_sensors(sensor_parts))
+    patients_file = base.patients_file
+    if patients:
+        patients_file = f"{PATIENTS_DIR}/patients-{run_id}.parquet"
+        write_parquet_atomic(lake.fs, lake.path(patients_file),
+                             _merge_patients(lake.patients(base), patients))
+
+    inputs_done = dict(base.inputs) | {r.path: r for r in records}
+    snapshot = lake.commit(Snapshot(base.version + 1, run_id, 0, files, inputs_done,
+                                    patients_file, sensors_file))
+    lake.collect_garbage(snapshot)
+    for r in records:
+        if r.error:
+            report.files_rejected[r.path] = r.error
+        else:
+            report.inputs_loaded += 1
+            report.rows_read += r.rows + r.rejected_rows
+            report.rows_rejected += r.rejected_rows
+    report.version, report.lake_rows = snapshot.version, snapshot.rows
+    patients_table = lake.patients(snapshot)
+    report.patients = patients_table.num_rows if patients_table is not None else 0
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _load_attributes(files: list[InputFile], records: list[LoadedInput]) -> list[pa.Table]:
+    tables = []
+    for f in files:
+        try:
+            tables.append(read_attributes(f))
+        except (SourceError, pa.ArrowInvalid, OSError) as exc:
+            records.append(LoadedInput(f.path, f.size, f.mtime_ns, f.source, error=str(exc)))
+            continue
+        records.append(LoadedInput(f.path, f.size, f.mtime_ns, f.source, tables[-1].num_rows))
+    return tables
+
+
+def _ray_map(items: list[dict], fn, lake_uri: str, run_id: str) -> list[dict]:
+    """Run ``fn(lake_uri, run_id, **item)`` for every item as a Ray Data job, one task each."""
+    import ray
+
+    def call(row: dict) -> dict:
+        return {"out": json.dumps(fn(lake_uri, run_id, **json.loads(row["item"])))}
+
+    configure_ray_data()
+    ds = ray.data.from_items([{"item": json.dumps(i)} for i in items],
+                             override_num_blocks=len(items))
+    return [json.loads(row["out"]) for row in ds.map(call).take_all()]

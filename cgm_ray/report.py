@@ -1,0 +1,314 @@
+"""The doctor's report: one patient's ambulatory glucose profile, as HTML and as PDF.
+
+The layout follows the AGP Report v5 and the International Consensus on Time in Range
+(Battelino et al., Diabetes Care 2019): header and data sufficiency, glucose statistics against
+the consensus targets, the AGP (percentiles by time of day) and daily profiles. The tables are
+built once (``_tables``) and written to both formats, so HTML and PDF show the same numbers.
+Figures use ``matplotlib.figure.Figure`` directly (Agg canvas, no pyplot state): thread-safe.
+Definitions: ``../shared/docs/cgm-domain.md`` section 3.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
+
+from cgm_ray.cgm_grid import INTER_GAP_MIN, NS_PER_DAY, NS_PER_MIN, day_grid, group_readings
+from cgm_ray.errors import ConfigError
+from cgm_ray.metrics import agp_percentiles, glucose_metrics
+from cgm_ray.targets import CONSENSUS_TARGETS, MIN_ACTIVE_PERCENT, MIN_DAYS, data_sufficient
+
+
+@dataclass(frozen=True)
+class Band:
+    """A glucose range of the time-in-ranges bar, with its AGP v5 colour."""
+
+    label: str
+    mgdl: str
+    color: str
+
+
+# The report's ranges and layout (the targets themselves are in cgm_ray.targets).
+TARGET_RANGE_MGDL = (70.0, 180.0)
+BANDS = (Band("Very high", ">250", "#E8743B"), Band("High", "181-250", "#F2C12E"),
+         Band("Target", "70-180", "#3BA55C"), Band("Low", "54-69", "#E5383B"),
+         Band("Very low", "<54", "#8E1B1B"))
+EPISODES = (("hypo_l1", "Level 1 hypoglycaemia (<70 mg/dL)"),
+            ("hypo_l2", "Level 2 hypoglycaemia (<54 mg/dL)"),
+            ("hypo_ext", "Extended hypoglycaemia (>120 min <70 mg/dL)"),
+            ("hyper_l1", "Level 1 hyperglycaemia (>180 mg/dL)"),
+            ("hyper_l2", "Level 2 hyperglycaemia (>250 mg/dL)"))
+DAILY_PANELS, DAILY_COLUMNS = 14, 7
+A4_PORTRAIT_IN, A4_LANDSCAPE_IN = (8.27, 11.69), (11.69, 8.27)
+PNG_DPI, TABLE_ROW_IN = 110, 0.19
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """The written report: HTML and PDF paths, and the metrics shown (one value per name)."""
+
+    html: Path
+    pdf: Path
+    metrics: dict
+
+
+@dataclass(frozen=True)
+class _Table:
+    title: str
+    header: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+
+
+def render_report(patient_id: str, time_ns: np.ndarray, glucose_mgdl: np.ndarray,
+                  out_dir: str | Path, attributes: Mapping[str, object] | None = None,
+                  title: str = "Ambulatory glucose profile") -> ReportFiles:
+    """Write ``report-<id>.html`` (self-contained, embedded PNGs) and ``report-<id>.pdf`` (2 pages).
+
+    ``time_ns``: UTC wall-clock ns since epoch, ``glucose_mgdl``: mg/dL (non-finite dropped).
+    ConfigError when the lengths differ or fewer than 2 distinct reading times remain.
+    """
+    if len(time_ns) != len(glucose_mgdl):
+        raise ConfigError("time_ns", f"{len(time_ns)} times for {len(glucose_mgdl)} glucose values")
+    readings = group_readings(np.zeros(len(glucose_mgdl), dtype=np.int64), time_ns, glucose_mgdl)
+    t, g = readings.time_ns, readings.gl_mgdl  # the one patient's readings, sorted, finite
+    if len(t) < 2 or t[0] == t[-1]:
+        raise ConfigError(f"patient {patient_id!r}", "patient has no readings in the window")
+    metrics = {name: np.asarray(v)[0].item() for name, v in glucose_metrics(readings).items()}
+    tables, sufficiency, sufficient = _tables(patient_id, t, g, metrics, attributes or {})
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "report-" + (re.sub(r"[^A-Za-z0-9._-]+", "_", patient_id).strip("._-") or "patient")
+
+    tir, agp = Figure(figsize=(4.2, 3.0)), Figure(figsize=(9.0, 3.6))
+    _draw_tir(tir.add_subplot(), metrics)
+    _draw_agp(agp.add_subplot(), t, g)
+    page1 = _page_one(title, patient_id, tables, sufficiency, sufficient, metrics, t, g)
+    daily = _daily_figure(t, g, patient_id)
+    pdf_path = out / f"{stem}.pdf"
+    with PdfPages(pdf_path, metadata={"Title": f"{title}: {patient_id}"}) as pdf:
+        pdf.savefig(page1)
+        pdf.savefig(daily)
+    html_path = out / f"{stem}.html"
+    html_path.write_text(_html(title, patient_id, tables, sufficiency, sufficient,
+                               [_png(tir), _png(agp), _png(daily)]), encoding="utf-8")
+    return ReportFiles(html_path, pdf_path, metrics)
+
+
+def _fmt(value: object, spec: str, unit: str = "") -> str:
+    """``value`` formatted with ``spec`` and ``unit``; "n/a" for NaN (MAGE of a short record)."""
+    v = float(value)
+    return "n/a" if not np.isfinite(v) else f"{v:{spec}}{unit}"
+
+
+def _date(ns: int) -> str:
+    return str(np.datetime64(int(ns), "ns").astype("datetime64[D]"))
+
+
+def _label(key: object) -> str:
+    """An attribute key as a row label: ``sensor_model`` -> "Sensor model" (HbA1c kept)."""
+    text = str(key).replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+def _tables(patient_id: str, t: np.ndarray, g: np.ndarray, m: dict, attributes: Mapping[str, object]
+            ) -> tuple[list[_Table], str, bool]:
+    """The tables (patient, statistics, targets, episodes if present) and the sufficiency note.
+
+    Days of wear count one sampling interval after the last reading, so 14 days of readings every
+    5 min from 00:00 to 23:55 are 14.0 days.
+    """
+    step_ns = np.median(np.diff(t))
+    days = (t[-1] - t[0] + step_ns) / NS_PER_DAY
+    active = m["active_percent"]
+    sufficient = bool(data_sufficient(days + 1e-9, active))
+    sufficiency = (f"Data sufficiency {'met' if sufficient else 'NOT met'}: {days:.1f} days, "
+                   f"{active:.1f} % CGM active (consensus: {MIN_DAYS} days "
+                   f"with ≥ {MIN_ACTIVE_PERCENT:.0f} % of possible readings).")
+    patient = [("Patient", patient_id),
+               *((_label(k), str(v)) for k, v in attributes.items()),
+               ("Report period", f"{_date(t[0])} to {_date(t[-1])}"),
+               ("Days of wear", f"{days:.1f}"), ("Time CGM active", _fmt(active, ".1f", " %")),
+               ("Readings", f"{len(g):,}")]
+    stats = [("Mean glucose", _fmt(m["mean"], ".0f", " mg/dL")),
+             ("Glucose management indicator (GMI)", _fmt(m["gmi"], ".1f", " %")),
+             ("Standard deviation (SD)", _fmt(m["sd"], ".0f", " mg/dL")),
+             ("Coefficient of variation (CV)", _fmt(m["cv"], ".1f", " %")),
+             ("Glycemia risk index (GRI)", f"{_fmt(m['gri'], '.1f')} (zone {m['gri_zone']})"),
+             ("Low / high blood glucose index",
+              f"{_fmt(m['lbgi'], '.1f')} / {_fmt(m['hbgi'], '.1f')}"),
+             ("MAGE", _fmt(m["mage"], ".0f", " mg/dL"))]
+    targets = [(tg.label, _fmt(m[tg.column], ".1f", " %"), tg.text,
+                "Met" if tg.met(m[tg.column]) else "Not met") for tg in CONSENSUS_TARGETS]
+    tables = [_Table("Patient", ("", ""), patient), _Table("Glucose statistics", ("", ""), stats),
+              _Table("Consensus targets", ("Measure", "Value", "Target", "Status"), targets)]
+    episodes = [(label, _fmt(m[f"episodes_{key}"], ".0f"),
+                 _fmt(m.get(f"episodes_{key}_per_day", np.nan), ".1f"),
+                 _fmt(m.get(f"episodes_{key}_duration_min", np.nan), ".0f"))
+                for key, label in EPISODES if f"episodes_{key}" in m]
+    if episodes:
+        header = ("Episode", "Count", "Per day", "Mean duration (min)")
+        tables.append(_Table("Episodes", header, episodes))
+    return tables, sufficiency, sufficient
+
+
+def _draw_tir(ax: Axes, m: dict) -> None:
+    """Time in ranges as one stacked bar (very low at the bottom), labels in the same order."""
+    percents = [m["above_250"], m["above_180"] - m["above_250"], m["in_range_70_180"],
+                m["below_70"] - m["below_54"], m["below_54"]]
+    tops = 100.0 - np.cumsum([0.0, *percents[:-1]])
+    for i, (band, pct, top) in enumerate(zip(BANDS, percents, tops)):
+        ax.bar(0.12, pct, width=0.18, bottom=top - pct, color=band.color, edgecolor="white")
+        y = 0.9 - 0.2 * i
+        ax.plot(0.3, y, "s", color=band.color, transform=ax.transAxes, clip_on=False)
+        ax.text(0.34, y, f"{band.label} ({band.mgdl} mg/dL): {pct:.1f} %", va="center",
+                fontsize=8, transform=ax.transAxes)
+    ax.set(xlim=(0, 1), ylim=(0, 100), title="Time in ranges")
+    ax.axis("off")
+
+
+def _draw_agp(ax: Axes, t: np.ndarray, g: np.ndarray) -> None:
+    """The AGP: median, 25-75 and 5-95 percentile bands by time of day, over the target range."""
+    minute, pct = agp_percentiles(day_grid(t, g))
+    hours = minute / 60.0
+    _target_band(ax)
+    ax.fill_between(hours, pct[:, 0], pct[:, 4], color="#C6DBEF", label="5-95 %", lw=0)
+    ax.fill_between(hours, pct[:, 1], pct[:, 3], color="#6BAED6", label="25-75 %", lw=0)
+    ax.plot(hours, pct[:, 2], color="#08306B", lw=1.6, label="Median")
+    ax.set(xlim=(0, 24), ylim=(0, max(350.0, np.nanmax(pct) + 10)), ylabel="Glucose (mg/dL)",
+           xticks=range(0, 25, 3), xticklabels=[f"{h:02d}:00" for h in range(0, 25, 3)],
+           yticks=[0, 54, 70, 180, 250, 350],
+           title=f"Ambulatory glucose profile ({t[-1] // NS_PER_DAY - t[0] // NS_PER_DAY + 1} "
+                 "days pooled)")
+    ax.legend(loc="upper left", fontsize=8, ncols=3, frameon=False)
+
+
+def _target_band(ax: Axes) -> None:
+    lo, hi = TARGET_RANGE_MGDL
+    ax.axhspan(lo, hi, color="#3BA55C", alpha=0.12, lw=0)
+    for y in (lo, hi):
+        ax.axhline(y, color="#3BA55C", lw=0.8)
+
+
+def _daily_figure(t: np.ndarray, g: np.ndarray, patient_id: str) -> Figure:
+    """One panel per calendar day (the last 14), readings joined except across gaps > 45 min."""
+    fig = Figure(figsize=A4_LANDSCAPE_IN)
+    fig.suptitle(f"Daily glucose profiles: patient {patient_id}", x=0.06, ha="left", fontsize=13,
+                 parse_math=False)
+    rows = DAILY_PANELS // DAILY_COLUMNS
+    axes = fig.subplots(rows, DAILY_COLUMNS, sharey=True,
+                        gridspec_kw={"wspace": 0.08, "hspace": 0.3})
+    days = np.arange(t[0] // NS_PER_DAY, t[-1] // NS_PER_DAY + 1)[-DAILY_PANELS:]
+    ymax = max(350.0, float(g.max()) + 10)
+    lo, hi = TARGET_RANGE_MGDL
+    for ax, day in zip(axes.ravel(), days):
+        keep = (t // NS_PER_DAY) == day
+        hours = (t[keep] - day * NS_PER_DAY) / (60 * NS_PER_MIN)
+        gl = g[keep]
+        gap = np.flatnonzero(np.diff(hours) * 60 > INTER_GAP_MIN) + 1
+        hours, gl = np.insert(hours, gap, np.nan), np.insert(gl, gap, np.nan)
+        _target_band(ax)
+        ax.fill_between(hours, gl, hi, where=gl > hi, interpolate=True, color=BANDS[1].color, lw=0)
+        ax.fill_between(hours, gl, lo, where=gl < lo, interpolate=True, color=BANDS[3].color, lw=0)
+        ax.plot(hours, gl, color="#333333", lw=0.8)
+        label = np.datetime64(int(day), "D").item().strftime("%a %d %b")
+        ax.set_title(label, fontsize=9)
+    for ax in axes.ravel()[len(days):]:
+        ax.axis("off")
+    for ax in axes.ravel():
+        ax.set(xlim=(0, 24), ylim=(0, ymax), xticks=[0, 6, 12, 18, 24], yticks=[54, 70, 180, 250])
+        ax.set_xticklabels(["", "06", "12", "18", ""])
+        ax.tick_params(labelsize=7)
+    return fig
+
+
+def _page_one(title: str, patient_id: str, tables: list[_Table], sufficiency: str,
+              sufficient: bool, m: dict, t: np.ndarray, g: np.ndarray) -> Figure:
+    """PDF page 1: header, sufficiency note, tables, time-in-ranges bar and the AGP."""
+    fig = Figure(figsize=A4_PORTRAIT_IN)
+    fig.text(0.06, 0.965, title, fontsize=15, weight="bold", parse_math=False)
+    fig.text(0.06, 0.945, f"Patient {patient_id}", fontsize=10, parse_math=False)
+    fig.text(0.06, 0.925, sufficiency, fontsize=8, color="black" if sufficient else "#C00000",
+             weight="normal" if sufficient else "bold", parse_math=False)
+    episodes = len(tables) > 3  # a full-width row under the targets, when the metrics have them
+    grid = fig.add_gridspec(4 if episodes else 3, 2, top=0.89, bottom=0.05, left=0.07, right=0.96,
+                            height_ratios=[1.0, 1.0, 0.6, 1.6] if episodes else [1.0, 1.0, 1.6],
+                            hspace=0.35, wspace=0.1)
+    for spec, table in zip([grid[0, 0], grid[0, 1], grid[1, 0], grid[2, :]], tables):
+        _draw_table(fig.add_subplot(spec), table)
+    _draw_tir(fig.add_subplot(grid[1, 1]), m)
+    _draw_agp(fig.add_subplot(grid[-1, :]), t, g)
+    return fig
+
+
+def _draw_table(ax: Axes, table: _Table) -> None:
+    """A text table at the top left of ``ax``, rows a fixed height on the page."""
+    ax.axis("off")
+    ax.set_title(table.title, loc="left", fontsize=10, weight="bold")
+    header = table.header if any(table.header) else None
+    tab = ax.table(cellText=[list(r) for r in table.rows], colLabels=header, loc="upper left",
+                   cellLoc="left", colLoc="left", edges="horizontal")
+    tab.auto_set_font_size(False)
+    tab.set_fontsize(7.5)
+    tab.auto_set_column_width(list(range(len(table.rows[0]))))
+    for cell in tab.get_celld().values():
+        cell.get_text().set_parse_math(False)
+        cell.set_height(TABLE_ROW_IN / (ax.get_position().height * ax.figure.get_figheight()))
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=PNG_DPI, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+_CSS = """body{font-family:Helvetica,Arial,sans-serif;max-width:60em;margin:1.5em auto;color:#222}
+h1{margin-bottom:0}h2{border-bottom:2px solid #3BA55C;padding-bottom:.2em;margin-top:1.4em}
+table{border-collapse:collapse;margin:.5em 1.5em .8em 0;display:inline-table;vertical-align:top}
+th,td{border-bottom:1px solid #ccc;padding:.25em .7em;text-align:left}caption{font-weight:bold;
+text-align:left}.met{color:#1B7A3A;font-weight:bold}.notmet{color:#C00000;font-weight:bold}
+.note{padding:.5em .8em;border-left:4px solid #3BA55C;background:#F1F8F3}
+.warn{border-color:#C00000;background:#FDECEC}img{max-width:100%}
+footer{font-size:.8em;color:#666}"""
+
+
+def _html(title: str, patient_id: str, tables: list[_Table], sufficiency: str, sufficient: bool,
+          pngs: list[str]) -> str:
+    """The self-contained HTML page: inline CSS, base64 PNGs, every text escaped."""
+    e = html.escape
+
+    def table_html(table: _Table) -> str:
+        head = "".join(f"<th>{e(h)}</th>" for h in table.header)
+        head = f"<tr>{head}</tr>" if any(table.header) else ""
+        cls = {"Met": ' class="met"', "Not met": ' class="notmet"'}
+        body = "".join("<tr>" + "".join(f"<td{cls.get(c, '')}>{e(c)}</td>" for c in row) + "</tr>"
+                       for row in table.rows)
+        return f"<table><caption>{e(table.title)}</caption>{head}{body}</table>"
+
+    alts = ("Time in ranges", "Ambulatory glucose profile", "Daily profiles")
+    img = [f'<img alt="{alt}" src="data:image/png;base64,{p}">' for alt, p in zip(alts, pngs)]
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{e(title)}: {e(patient_id)}</title>
+<style>{_CSS}</style></head><body>
+<h1>{e(title)}</h1><p>Patient <strong>{e(patient_id)}</strong></p>
+{table_html(tables[0])}<p class="note{'' if sufficient else ' warn'}">{e(sufficiency)}</p>
+<h2>Glucose statistics and targets</h2>
+{''.join(table_html(tb) for tb in tables[1:])}<div>{img[0]}</div>
+<h2>Ambulatory glucose profile</h2>{img[1]}
+<p>Median, 25-75 % and 5-95 % of glucose by time of day, all days pooled; green: target range
+70-180 mg/dL.</p>
+<h2>Daily glucose profiles</h2>{img[2]}
+<footer>Targets: International Consensus on Time in Range (Battelino et al., Diabetes Care 2019) for
+adults with type 1 or type 2 diabetes; targets for older or high-risk patients are stricter. GMI:
+Bergenstal 2018. GRI: Klonoff 2022. Times of day are the recorded wall-clock times.</footer>
+</body></html>
+"""

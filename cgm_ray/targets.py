@@ -1,0 +1,51 @@
+"""The international-consensus glycaemic targets (Battelino 2019) as data, for reports and cohorts."""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+import numpy as np
+
+MIN_DAYS = 14  # data sufficiency: 14 days ...
+MIN_ACTIVE_PERCENT = 70.0  # ... with at least 70% of the possible readings
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target on one metric column, e.g. time in range 70-180 above 70%."""
+
+    name: str
+    label: str
+    column: str
+    op: str  # "<", "<=", ">" or ">="
+    value: float
+
+    def met(self, values: np.ndarray) -> np.ndarray:
+        """Whether each value meets the target (NaN never does)."""
+        with np.errstate(invalid="ignore"):
+            return _OPS[self.op](np.asarray(values, dtype=float), self.value)
+
+    @property
+    def text(self) -> str:
+        """The target as people write it, e.g. "≤ 36 %"."""
+        return f"{self.op.replace('<=', '≤').replace('>=', '≥')} {self.value:g} %"
+
+
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+# Type 1 and type 2 diabetes targets (older or high-risk people have looser ones).
+CONSENSUS_TARGETS = (
+    Target("tir", "Time 70-180 mg/dL", "in_range_70_180", ">", 70),
+    Target("tbr70", "Time <70 mg/dL", "below_70", "<", 4),
+    Target("tbr54", "Time <54 mg/dL", "below_54", "<", 1),
+    Target("tar180", "Time >180 mg/dL", "above_180", "<", 25),
+    Target("tar250", "Time >250 mg/dL", "above_250", "<", 5),
+    Target("cv", "Coefficient of variation", "cv", "<=", 36),
+)
+
+
+def data_sufficient(days: np.ndarray, active_percent: np.ndarray) -> np.ndarray:
+    """The consensus minimum for a reliable profile: >= 14 days with >= 70% of readings."""
+    with np.errstate(invalid="ignore"):
+        return (np.asarray(days) >= MIN_DAYS) & (np.asarray(active_percent) >= MIN_ACTIVE_PERCENT)
