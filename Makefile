@@ -13,13 +13,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cgm-ray simulate configs/scenarios/demo.yaml --out out/demo --trace
+	$(BIN)/cgm-ray demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_simulator.py
+	$(BIN)/python benchmarks/bench_cohort.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from cgm_ray.demo import add_commands as demo_commands
 from cgm_ray.errors import CgmRayError
 from cgm_ray.fleet_cli import add_commands as fleet_commands
 from cgm_ray.lake_cli import add_commands as lake_commands
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_commands(sub)
     metrics_commands(sub)
     lake_commands(sub)
+    demo_commands(sub)
     return parser
 
 

@@ -82,22 +82,21 @@ def discover_inputs(lake: Lake, imports: list[str] = (), attributes: list[str] =
     """
     found = _list_files(lake.fs, lake.path(LANDING_DIR), None)
     for uri in imports:
-        found += _list_files(*open_filesystem(uri), "import", must_exist=True, uri=uri)
+        found += _list_files(*open_filesystem(uri), "import", must_exist=True)
     for uri in attributes:
-        found += _list_files(*open_filesystem(uri), ATTRIBUTES_SOURCE, must_exist=True, uri=uri)
+        found += _list_files(*open_filesystem(uri), ATTRIBUTES_SOURCE, must_exist=True)
     return found
 
 
-def _list_files(fs: pafs.FileSystem, root: str, source: str | None, must_exist: bool = False,
-                uri: str | None = None) -> list[InputFile]:
+def _list_files(fs: pafs.FileSystem, root: str, source: str | None,
+                must_exist: bool = False) -> list[InputFile]:
     info = fs.get_file_info(root)
     if info.type == pafs.FileType.NotFound:
         if must_exist:
-            raise ConfigError(uri or root, "no such file or directory")
+            raise ConfigError(_uri(fs, root), "no such file or directory")
         return []
     infos = [info] if info.type == pafs.FileType.File else fs.get_file_info(
         pafs.FileSelector(root, recursive=True))
-    prefix = root.split("://")[0] + "://" if uri and "://" in uri else ""
     out = []
     for item in infos:
         rel = item.path[len(root):].lstrip("/") if item.path != root else item.base_name
@@ -106,12 +105,12 @@ def _list_files(fs: pafs.FileSystem, root: str, source: str | None, must_exist: 
         if not item.base_name.lower().endswith(SOURCE_SUFFIXES):
             continue
         kind = source or _landing_source(rel)
-        out.append(InputFile(prefix + item.path if prefix else _uri(fs, item.path), kind,
-                             item.size, item.mtime_ns or 0))
+        out.append(InputFile(_uri(fs, item.path), kind, item.size, item.mtime_ns or 0))
     return sorted(out, key=lambda f: f.path)
 
 
 def _uri(fs: pafs.FileSystem, path: str) -> str:
+    """A path the tasks can reopen: local paths as they are, others as ``scheme://path``."""
     return path if isinstance(fs, pafs.LocalFileSystem) else f"{fs.type_name}://{path}"
 
 

@@ -23,7 +23,10 @@ def run_fleet(config, quiet: bool, max_wall_s: float | None = None) -> dict:
     sink = config.sink
     alerts_before = alerts_fired(sink.url, sink.secret_env) if sink.kind == "http" else 0
 
+    import ray
+
     fleet = Fleet(config).start()
+    nodes = len(set(ray.get([shard.node_id.remote() for shard in fleet.shards])))
     last = (time.monotonic(), 0)
     try:
         while True:
@@ -49,7 +52,7 @@ def run_fleet(config, quiet: bool, max_wall_s: float | None = None) -> dict:
     p50, p95, p99 = (np.percentile(latencies, [50, 95, 99]) if len(latencies) else [None] * 3)
     return {
         "state": status.state, "error": status.error, "sensors": status.sensors,
-        "shards": len(status.shards), "simulated_min": status.minute,
+        "shards": len(status.shards), "nodes": nodes, "simulated_min": status.minute,
         "startup_s": round(status.startup_s, 3), "duration_s": round(status.wall_s, 3),
         "readings_sent": status.produced, "readings_acked": status.acked,
         "readings_failed": status.failed,

@@ -40,7 +40,7 @@ def start_ingest(host: str, port: int, args: dict, proxy: str = "haproxy",
     from serve_apps.app import build
 
     init_ray(address)
-    serve.start(http_options={"host": host, "port": port})
+    serve.start(proxy_location="HeadOnly", http_options={"host": host, "port": port})
     serve.run(build(args), name="ingest", route_prefix="/")
     return f"http://{host}:{port}"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from cgm_ray.config import Strict
@@ -22,6 +24,9 @@ class IngestConfig(Strict):
     min_ts_ms: int = Field(946_684_800_000, description="oldest timestamp accepted (2000-01-01)")
     segment_max_bytes: int = Field(64 << 20, ge=1 << 16)
     segment_max_age_s: float = Field(60.0, gt=0)
+    signal_loss_clock: Literal["wall", "readings"] = Field(
+        "wall", description="'readings': the newest reading time seen, for replays and "
+        "accelerated fleets whose timestamps are not the wall clock's")
     timer_period_s: float = Field(10.0, gt=0, description="signal-loss checks and segment rolls")
     api_secret_env: str = Field("API_SECRET", description="environment variable holding the secret")
     rate_limit_per_s: float = Field(200.0, gt=0, description="requests/s per credential (burst 2x)")

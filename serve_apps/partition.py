@@ -12,9 +12,11 @@ import asyncio
 import json
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from ray import serve
 
 from cgm_ray.alerts import AlertSettings
@@ -46,7 +48,8 @@ class PartitionCore:
                                  f"p{index:03d}", LANDING_SCHEMA, config.segment_max_bytes,
                                  config.segment_max_age_s)
         self.metrics = IngestMetrics(index)
-        self.alerts_fired = 0
+        self.alerts_fired: Counter[str] = Counter()  # fired alerts by type
+        self.newest_ts_ms = 0  # the clock of signal-loss checks in "readings" mode
         self.webhooks = Webhooks()
         self._webhook_tasks: set[asyncio.Task] = set()
         self._load_registry()
@@ -88,6 +91,9 @@ class PartitionCore:
                 new, slots, _, _ = self.state.admit(table)
                 self.state.alerts.evaluate(slots, new.column("ts_ms").to_numpy(),
                                            new.column("glucose_mgdl").to_numpy())
+                if new.num_rows:
+                    self.newest_ts_ms = max(self.newest_ts_ms,
+                                            pc.max(new.column("ts_ms")).as_py())
                 rows += new.num_rows
             break  # replay(since_seq) covered this and every later segment
         return rows
@@ -111,6 +117,7 @@ class PartitionCore:
                 self.state.rollback(undo)
                 raise
             self._count_alerts(self.state.evaluate(slots, new))
+            self.newest_ts_ms = max(self.newest_ts_ms, pc.max(new.column("ts_ms")).as_py())
         self.metrics.ingested(new.num_rows, table.num_rows - new.num_rows)
         return {"accepted": new.num_rows, "duplicates": table.num_rows - new.num_rows,
                 "accepted_rows": rows}
@@ -118,7 +125,7 @@ class PartitionCore:
     def _count_alerts(self, events: list[dict]) -> None:
         """Count alert events and hand them to the patients' webhooks (if any)."""
         self.metrics.alerts(events)
-        self.alerts_fired += sum(e["state"] == "fired" for e in events)
+        self.alerts_fired.update(e["type"] for e in events if e["state"] == "fired")
         hooks: dict[str, list[dict]] = {}
         for e in events:
             url = self.state.patients[e["patient_id"]].settings.webhook_url
@@ -131,7 +138,9 @@ class PartitionCore:
 
     def tick(self) -> None:
         """Timer work: signal-loss and expiry alerts, and rolling an idle log segment."""
-        self._count_alerts(self.state.check_time(now_ms()))
+        clock_ms = now_ms() if self.config.signal_loss_clock == "wall" else self.newest_ts_ms
+        if clock_ms:
+            self._count_alerts(self.state.check_time(clock_ms))
         if self.wal._segment_path is not None and \
                 time.monotonic() - self.wal._segment_opened >= self.config.segment_max_age_s:
             self.wal.request_roll()
@@ -207,7 +216,8 @@ class Partition:
         return {"partition": self.core.index, "sensors": len(self.core.state.sensors),
                 "patients": len(self.core.state.patients), "replayed": self.core.replayed,
                 "wal_rows": self.core.wal.appended_rows, "wal_commits": self.core.wal.commits,
-                "alerts_fired": self.core.alerts_fired,
+                "alerts_fired": self.core.alerts_fired.total(),
+                "alerts_fired_by_type": dict(self.core.alerts_fired),
                 "webhooks_delivered": self.core.webhooks.delivered,
                 "webhooks_failed": self.core.webhooks.failed}
 

@@ -48,12 +48,18 @@ def check_target(url: str, secret_env: str = "API_SECRET", timeout_s: float = 5.
         raise ConfigError("target", f"cannot reach {base}: {getattr(exc, 'reason', exc)}") from None
 
 
-def alerts_fired(url: str, secret_env: str = "API_SECRET", timeout_s: float = 10.0) -> int:
+def admin_call(url: str, path: str, secret_env: str = "API_SECRET", method: str = "GET",
+               timeout_s: float = 30.0) -> object:
+    """JSON answer of an admin endpoint of the ingest at ``url`` (e.g. ``/api/v2/stats``)."""
+    request = urllib.request.Request(f"{url.rstrip('/')}{path}", method=method,
+                                     headers=admin_headers(secret_env))
+    with urllib.request.urlopen(request, timeout=timeout_s) as resp:
+        return json.load(resp)
+
+
+def alerts_fired(url: str, secret_env: str = "API_SECRET") -> int:
     """Alerts the ingest at ``url`` has fired so far (summed over its partitions)."""
-    with urllib.request.urlopen(urllib.request.Request(
-            f"{url.rstrip('/')}/api/v2/stats", headers=admin_headers(secret_env)),
-            timeout=timeout_s) as resp:
-        return sum(p.get("alerts_fired", 0) for p in json.load(resp))
+    return sum(p.get("alerts_fired", 0) for p in admin_call(url, "/api/v2/stats", secret_env))
 
 
 class HttpSink:
