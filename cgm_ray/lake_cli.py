@@ -164,17 +164,23 @@ def _date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
 
 
-def _add_common(p: argparse.ArgumentParser, window: bool = True) -> None:
+def _add_common(p: argparse.ArgumentParser, window: bool = True, ray: bool = True,
+                json_help: str | None = None) -> None:
+    """The lake, and where relevant the date window, the Ray address and ``--json``."""
     p.add_argument("--lake", default=DEFAULT_LAKE, help="lake path or URI (s3://...)")
     if window:
         p.add_argument("--start", type=_date, help="first date (UTC, YYYY-MM-DD), inclusive")
         p.add_argument("--end", type=_date, help="last date (UTC, YYYY-MM-DD), inclusive")
+    if ray:
+        p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
+    if json_help:
+        p.add_argument("--json", action="store_true", help=json_help)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     etl = sub.add_parser("etl", help="load landing files and imports into the lake",
                          description=cmd_etl.__doc__)
-    _add_common(etl, window=False)
+    _add_common(etl, window=False, json_help="print the run report as JSON")
     etl.add_argument("--import", dest="imports", action="append", default=[], metavar="PATH",
                      help="file or directory of CSV/JSON/NDJSON/Avro/Parquet/Arrow readings")
     etl.add_argument("--patients", action="append", default=[], metavar="PATH",
@@ -183,25 +189,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                      help="merge every partition's files into one")
     etl.add_argument("--buckets", type=int, default=DEFAULT_BUCKETS,
                      help="patient buckets of a new lake (fixed once created)")
-    etl.add_argument("--address", help="Ray cluster address (default: a local Ray)")
-    etl.add_argument("--json", action="store_true", help="print the run report as JSON")
     etl.set_defaults(func=cmd_etl)
 
     cohort = sub.add_parser("cohort", help="per-patient metrics and cohort aggregates",
                             description=cmd_cohort.__doc__)
-    _add_common(cohort)
+    _add_common(cohort, json_help="print the summary as JSON")
     cohort.add_argument("--group-by", help="patient attributes, comma separated (age_group,...)")
     cohort.add_argument("--panel", choices=("full", "simple"), default="full",
                         help="full consensus/iglu panel, or mean/SD/CV/ranges only")
     cohort.add_argument("--name", help="name of the result folder under <lake>/cohort/")
     cohort.add_argument("--out", help="also write the JSON summary here")
-    cohort.add_argument("--address", help="Ray cluster address (default: a local Ray)")
-    cohort.add_argument("--json", action="store_true", help="print the summary as JSON")
     cohort.set_defaults(func=cmd_cohort)
 
     report = sub.add_parser("report", help="a patient's AGP report (HTML and PDF)",
                             description=cmd_report.__doc__)
-    _add_common(report)
+    _add_common(report, ray=False)
     report.add_argument("--patient", required=True, help="patient id")
     report.add_argument("--out", default="out/reports", help="output directory")
     report.set_defaults(func=cmd_report)
@@ -211,5 +213,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_common(export)
     export.add_argument("--format", choices=("json", "avro"), default="json")
     export.add_argument("--out", required=True, help="output directory or URI")
-    export.add_argument("--address", help="Ray cluster address (default: a local Ray)")
     export.set_defaults(func=cmd_export)

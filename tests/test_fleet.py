@@ -26,14 +26,6 @@ from cgm_ray.schema import readings_table
 Reading = tuple[str, int, float]  # sensor_id, ts_ms, glucose_mgdl
 
 
-@pytest.fixture(scope="module")
-def ray_runtime():
-    ray.init(address="local", num_cpus=2, object_store_memory=300_000_000,
-             include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def fleet_config(root: Path, n: int = 400, duration_min: int = 1440, **fleet) -> FleetConfig:
     """A staggered Dexcom G6 fleet of ``n`` sampled patients landing under ``root``."""
     return parse_fleet_config({

@@ -26,13 +26,11 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
-import ray
 
 from cgm_ray.cgm_grid import group_readings
 from cgm_ray.cli import main
 from cgm_ray.cohort import run_cohort
-from cgm_ray.errors import ConfigError
-from cgm_ray.etl import MAX_FILES_PER_PARTITION, discover_inputs, read_files, run_etl
+from cgm_ray.etl import MAX_FILES_PER_PARTITION, read_files
 from cgm_ray.lake import Lake
 from cgm_ray.metrics import glucose_metrics
 from cgm_ray.schema import LANDING_SCHEMA, ReadingEncoder, patients_table
@@ -41,14 +39,6 @@ from simulators.scenario import parse_scenario
 ROOT = Path(__file__).resolve().parents[1]
 N_PATIENTS, DAYS = 12, 3
 Key = tuple[str, int]  # sensor_id, ts_ms
-
-
-@pytest.fixture(scope="module")
-def ray_runtime():
-    ray.init(address="local", num_cpus=2, object_store_memory=300_000_000,
-             include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
