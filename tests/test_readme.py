@@ -50,10 +50,11 @@ def test_commands_parse_and_name_real_files(argv):
             assert (ROOT / value).is_file(), value
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared (iglu reference data) is absent")
 @pytest.mark.parametrize("body", blocks("run"), ids=lambda b: b.split()[1])
 def test_run_blocks_work_as_written(body, tmp_path):
     """Run in a scratch copy of the layout the README assumes (``.venv``, ``configs``, ``../shared``)."""
+    if "../shared" in body and not SHARED.is_dir():
+        pytest.skip(f"the block reads ../shared, absent here ({SHARED})")
     work = tmp_path / "repo"
     work.mkdir()
     for name in (".venv", "configs"):
