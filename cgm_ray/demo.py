@@ -6,6 +6,7 @@ Every reading the ingest acknowledged must be in the lake afterwards: the demo c
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -89,6 +90,7 @@ def run_pipeline(config: DemoConfig, scenario_overrides: dict | None = None,
         stages[name] = round(time.perf_counter() - clock, 2)
         clock = time.perf_counter()
 
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the demo prints its own progress
     we_started_ray = not ray.is_initialized()
     progress("[1/6] starting Ray and the ingest API (Ray Serve)")
     dashboard = init_ray(address, dashboard=True)

@@ -40,7 +40,7 @@ def configure_ray_data() -> None:
 
     import ray.data
 
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # also "progress bars disabled"
     context = ray.data.DataContext.get_current()
     context.op_resource_reservation_enabled = False
     context.enable_progress_bars = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
