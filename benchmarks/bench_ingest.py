@@ -67,18 +67,25 @@ async def _drive(url: str, make_body, content_type: str, concurrency: int, secon
 
     async def worker():
         nonlocal errors, seq
-        reader, writer = await asyncio.open_connection(host, int(port))
-        try:
-            while time.perf_counter() < stop_at:
-                seq += 1
-                body = make_body(seq)
-                started = time.perf_counter()
+        writer = None
+        while time.perf_counter() < stop_at:
+            if writer is None:
+                reader, writer = await asyncio.open_connection(host, int(port))
+            seq += 1
+            body = make_body(seq)
+            started = time.perf_counter()
+            try:
                 writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
-                if await _read_response(reader) == 200:
-                    latencies.append(time.perf_counter() - started)
-                else:
-                    errors += 1
-        finally:
+                status = await _read_response(reader)
+            except (ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError):
+                status = None  # the server closed the connection: count it, reconnect
+                writer.close()
+                writer = None
+            if status == 200:
+                latencies.append(time.perf_counter() - started)
+            else:
+                errors += 1
+        if writer is not None:
             writer.close()
 
     started = time.perf_counter()
@@ -253,6 +260,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--partitions", type=int, default=2)
+    parser.add_argument("--ingress-replicas", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=16,
                         help="single-reading requests in flight (keep-alive connections)")
     parser.add_argument("--loads", default="batched,singles",
@@ -273,7 +281,8 @@ def main() -> None:
 
         url = start_ingest("127.0.0.1", free_port(), {
             "data_dir": f"{data}/ingest", "landing_dir": f"{data}/landing",
-            "partitions": args.partitions, "rate_limit_per_s": 1e9}, args.proxy)
+            "partitions": args.partitions, "ingress_replicas": args.ingress_replicas,
+            "rate_limit_per_s": 1e9}, args.proxy)
     if not args.json:
         print(f"cgm-ray ingest benchmark against {url} ({args.proxy} proxy, "
               f"{args.partitions} partitions, {os.cpu_count()} cores shared with the load "
@@ -282,14 +291,14 @@ def main() -> None:
     if "batched" in loads:
         for label, arrow in (("batched JSON", False), ("batched Arrow IPC", True)):
             p, q = _run(_batched, url, args.seconds, args.batch, 8, arrow)
-            r = q.get()
+            r = q.get(timeout=args.seconds + 120)  # a crashed load process must not hang us
             p.join()
             rows.append((f"{label} x{args.batch}", r))
     if "singles" in loads:
         cpu0 = _cpu_snapshot()
         p1, q1 = _run(_singles, url, args.seconds, args.concurrency)
         p2, q2 = _run(_alerts, url, args.seconds - 2)
-        singles, alerts = q1.get(), q2.get()
+        singles, alerts = q1.get(timeout=args.seconds + 120), q2.get(timeout=args.seconds + 120)
         p1.join()
         p2.join()
         cpu1 = _cpu_snapshot()

@@ -20,4 +20,4 @@ def build(args: dict | None = None) -> Application:
     raw = config.model_dump()
     partitions = [Partition.options(name=f"Partition{k:03d}").bind(k, raw)
                   for k in range(config.partitions)]
-    return Ingress.bind(partitions, raw)
+    return Ingress.options(num_replicas=config.ingress_replicas).bind(partitions, raw)

@@ -16,6 +16,8 @@ class IngestConfig(Strict):
     landing_dir: str = Field("out/lake/landing/ingest",
                              description="closed log segments, loaded by the lake ETL")
     partitions: int = Field(2, ge=1, le=256, description="stateful partitions (by patient)")
+    ingress_replicas: int = Field(1, ge=1, le=256, description="stateless ingress replicas "
+                                  "(a serve config's autoscaling_config overrides this)")
     hot_readings: int = Field(288, ge=12, le=20_000, description="recent readings kept per sensor")
     auto_register: bool = Field(True, description="register unknown sensors on first reading")
     max_body_bytes: int = Field(8 << 20, ge=1024, description="largest request body accepted")

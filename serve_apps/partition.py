@@ -174,6 +174,7 @@ class PartitionCore:
 
 
 @serve.deployment(num_replicas=1, max_ongoing_requests=2000, health_check_period_s=5.0,
+                  logging_config={"enable_access_log": False},
                   ray_actor_options={"num_cpus": 0})
 class Partition:
     """Serve wrapper: one replica per partition (state must not be split)."""
