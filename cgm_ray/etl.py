@@ -176,31 +176,24 @@ def merge_bucket(lake_uri: str, run_id: str, bucket: int, staged: list[str],
                  existing: dict[str, list[str]], compact: bool) -> dict:
     """Write one bucket's new distinct readings; compact its crowded partitions."""
     lake = Lake(lake_uri)
-    new = read_files(lake, staged) if staged else None
-    read = new.num_rows if new is not None else 0
-    new = _distinct(new) if new is not None else None
-    days = pc.strftime(new.column("ts"), "%Y-%m-%d") if new is not None else pa.array([], pa.string())
+    staged_rows = read_files(lake, staged) if staged else LAKE_SCHEMA.empty_table()
+    new = _distinct(staged_rows)
+    days = pc.strftime(new.column("ts"), "%Y-%m-%d")
     touched = sorted(set(pc.unique(days).to_pylist()) | (set(existing) if compact else set()))
     added, removed, kept = [], [], []
     for day in touched:
-        part = new.filter(pc.equal(days, day)) if new is not None else new
         old = [lake.path(p) for p in existing.get(day, [])]
-        if part is not None and part.num_rows and old:
-            keys = read_files(lake, old, columns=["sensor_id", "ts"])
-            part = part.join(keys, keys=["sensor_id", "ts"], join_type="left anti") \
-                .select(LAKE_SCHEMA.names).cast(LAKE_SCHEMA)
-        fresh = part if part is not None and part.num_rows else None
-        if fresh is not None:
+        fresh = _unseen(lake, new.filter(pc.equal(days, day)), old)
+        if fresh.num_rows:
             kept.append(fresh)
-        merge = len(old) + (fresh is not None) > (1 if compact else MAX_FILES_PER_PARTITION)
-        if merge:
-            body = pa.concat_tables([read_files(lake, old),
-                                     *([fresh] if fresh is not None else [])])
+        n_files = len(old) + (fresh.num_rows > 0)
+        if n_files > (1 if compact else MAX_FILES_PER_PARTITION):  # merge the partition
+            body = pa.concat_tables([read_files(lake, old), fresh])
             removed += existing[day]
-        elif fresh is None:
-            continue
-        else:
+        elif fresh.num_rows:
             body = fresh
+        else:
+            continue
         rel = f"{lake.partition_dir(bucket, day)}/part-{run_id}.parquet"
         _write_sorted(lake, rel, body)
         added.append(asdict(DataFile(rel, bucket, day, body.num_rows)))
@@ -209,9 +202,19 @@ def merge_bucket(lake_uri: str, run_id: str, bucket: int, staged: list[str],
         sensors = lake.path(STAGING_DIR, run_id, f"sensors-{bucket:03d}.parquet")
         pq.write_table(sensor_summary(pa.concat_tables(kept)), sensors, filesystem=lake.fs)
     added_rows = sum(t.num_rows for t in kept)
-    etl_metrics().count(readings_loaded=added_rows, readings_duplicate=read - added_rows)
+    duplicates = staged_rows.num_rows - added_rows
+    etl_metrics().count(readings_loaded=added_rows, readings_duplicate=duplicates)
     return {"added": added, "removed": removed, "readings_added": added_rows,
-            "duplicates": read - added_rows, "sensors": sensors}
+            "duplicates": duplicates, "sensors": sensors}
+
+
+def _unseen(lake: Lake, rows: pa.Table, old: list[str]) -> pa.Table:
+    """The ``rows`` whose (sensor_id, ts) is in none of the partition's ``old`` files."""
+    if not rows.num_rows or not old:
+        return rows
+    keys = read_files(lake, old, columns=["sensor_id", "ts"])
+    return rows.join(keys, keys=["sensor_id", "ts"], join_type="left anti") \
+        .select(LAKE_SCHEMA.names).cast(LAKE_SCHEMA)
 
 
 def read_files(lake: Lake, paths: list[str], columns: list[str] | None = None) -> pa.Table:
