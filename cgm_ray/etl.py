@@ -28,7 +28,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from cgm_ray.errors import ConfigError
-from cgm_ray.fs import open_filesystem, write_parquet_atomic
+from cgm_ray.fs import open_filesystem, uri_for, write_parquet_atomic
 from cgm_ray.lake import (LANDING_DIR, PATIENTS_DIR, SENSORS_DIR, STAGING_DIR, DataFile, Lake,
                           LoadedInput, Snapshot)
 from cgm_ray.lake_sources import SOURCE_SUFFIXES, SourceError, read_source
@@ -80,20 +80,23 @@ def discover_inputs(lake: Lake, imports: list[str] = (), attributes: list[str] =
 
     Names starting with ``.`` or ``_`` are skipped (temporary files of writers in progress).
     """
-    found = _list_files(lake.fs, lake.path(LANDING_DIR), None)
+    found = _list_files(lake.uri, lake.path(LANDING_DIR), None)
     for uri in imports:
-        found += _list_files(*open_filesystem(uri), "import", must_exist=True)
+        found += _list_files(uri, None, "import", must_exist=True)
     for uri in attributes:
-        found += _list_files(*open_filesystem(uri), ATTRIBUTES_SOURCE, must_exist=True)
+        found += _list_files(uri, None, ATTRIBUTES_SOURCE, must_exist=True)
     return found
 
 
-def _list_files(fs: pafs.FileSystem, root: str, source: str | None,
+def _list_files(base_uri: str, root: str | None, source: str | None,
                 must_exist: bool = False) -> list[InputFile]:
+    """Loadable files at or under ``root`` (default: ``base_uri`` itself)."""
+    fs, base = open_filesystem(base_uri)
+    root = root or base
     info = fs.get_file_info(root)
     if info.type == pafs.FileType.NotFound:
         if must_exist:
-            raise ConfigError(_uri(fs, root), "no such file or directory")
+            raise ConfigError(base_uri, "no such file or directory")
         return []
     infos = [info] if info.type == pafs.FileType.File else fs.get_file_info(
         pafs.FileSelector(root, recursive=True))
@@ -105,13 +108,8 @@ def _list_files(fs: pafs.FileSystem, root: str, source: str | None,
         if not item.base_name.lower().endswith(SOURCE_SUFFIXES):
             continue
         kind = source or _landing_source(rel)
-        out.append(InputFile(_uri(fs, item.path), kind, item.size, item.mtime_ns or 0))
+        out.append(InputFile(uri_for(base_uri, item.path), kind, item.size, item.mtime_ns or 0))
     return sorted(out, key=lambda f: f.path)
-
-
-def _uri(fs: pafs.FileSystem, path: str) -> str:
-    """A path the tasks can reopen: local paths as they are, others as ``scheme://path``."""
-    return path if isinstance(fs, pafs.LocalFileSystem) else f"{fs.type_name}://{path}"
 
 
 def _landing_source(rel: str) -> str:

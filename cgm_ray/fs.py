@@ -22,6 +22,19 @@ def open_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
         raise ConfigError(uri, f"cannot open: {exc}") from exc
 
 
+def uri_for(base_uri: str, path: str) -> str:
+    """``path`` on the filesystem ``base_uri`` names, as a URI another process can reopen.
+
+    Local paths stay paths; others keep the base URI's scheme and query (an S3 endpoint,
+    region or credentials), which ``FileSystem.from_uri`` needs again.
+    """
+    if "://" not in base_uri:
+        return path
+    scheme, rest = base_uri.split("://", 1)
+    query = rest.split("?", 1)[1] if "?" in rest else ""
+    return f"{scheme}://{path}" + (f"?{query}" if query else "")
+
+
 def temp_path(path: str) -> str:
     """A unique hidden sibling of ``path``: dataset readers and the ETL skip dot files."""
     folder, name = path.rsplit("/", 1)
