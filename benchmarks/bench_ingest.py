@@ -259,9 +259,9 @@ def main() -> None:
     parser.add_argument("--proxy", choices=["haproxy", "python"], default="haproxy")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batch", type=int, default=2000)
-    parser.add_argument("--partitions", type=int, default=2)
+    parser.add_argument("--partitions", type=int, default=1)
     parser.add_argument("--ingress-replicas", type=int, default=1)
-    parser.add_argument("--concurrency", type=int, default=16,
+    parser.add_argument("--concurrency", type=int, default=24,
                         help="single-reading requests in flight (keep-alive connections)")
     parser.add_argument("--loads", default="batched,singles",
                         help="comma-separated: batched (JSON and Arrow), singles (with alerts)")

@@ -85,7 +85,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                            description=cmd_serve.__doc__)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--partitions", type=int, default=2)
+    serve.add_argument("--partitions", type=int, default=1,
+                       help="stateful partitions by patient (one per ~2 cores)")
     serve.add_argument("--data-dir", default="out/ingest")
     serve.add_argument("--landing-dir", default="out/lake/landing/ingest")
     serve.add_argument("--proxy", choices=sorted(PROXY_ENV), default="haproxy")

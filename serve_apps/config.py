@@ -15,7 +15,9 @@ class IngestConfig(Strict):
     data_dir: str = Field("out/ingest", description="write-ahead logs and registry state")
     landing_dir: str = Field("out/lake/landing/ingest",
                              description="closed log segments, loaded by the lake ETL")
-    partitions: int = Field(2, ge=1, le=256, description="stateful partitions (by patient)")
+    partitions: int = Field(1, ge=1, le=256, description=(
+        "stateful partitions (by patient); each coalesced write costs one call per partition "
+        "it touches, so one is fastest on 2 cores: add partitions with cores and sensors"))
     ingress_replicas: int = Field(1, ge=1, le=256, description="stateless ingress replicas "
                                   "(a serve config's autoscaling_config overrides this)")
     hot_readings: int = Field(288, ge=12, le=20_000, description="recent readings kept per sensor")
