@@ -13,31 +13,34 @@ from cgm_ray.errors import ConfigError
 from cgm_ray.ray_runtime import init_ray
 
 PROGRESS_EVERY_S = 1.0
+LOG_PROGRESS_EVERY_S = 5.0
 
 
 def run_fleet(config, quiet: bool, max_wall_s: float | None = None) -> dict:
     """Run a fleet to completion (or ``max_wall_s``), printing a progress line; return the report."""
+    import ray
+
     from actors.fleet import Fleet
     from actors.sinks.http import alerts_fired
 
     sink = config.sink
     alerts_before = alerts_fired(sink.url, sink.secret_env) if sink.kind == "http" else 0
-
-    import ray
-
+    # A terminal gets one line rewritten in place; a log file a line every few seconds.
+    tty = sys.stderr.isatty()
+    every_s = PROGRESS_EVERY_S if tty else LOG_PROGRESS_EVERY_S
     fleet = Fleet(config).start()
     nodes = len(set(ray.get([shard.node_id.remote() for shard in fleet.shards])))
     last = (time.monotonic(), 0)
     try:
         while True:
-            status = fleet.wait(PROGRESS_EVERY_S)
+            status = fleet.wait(every_s)
             now = time.monotonic()
             if not quiet:
                 rate = (status.acked - max(last[1], status.start_acked)) / max(now - last[0], 1e-9)
-                print(f"\rsim {status.minute:>7}/{status.duration_min} min | "
+                print(("\r" if tty else "") + f"sim {status.minute:>7}/{status.duration_min} min | "
                       f"{status.acked:>12,} readings ({rate:>9,.0f}/s) | "
                       f"{status.failed:,} failed | lag {status.lag_min} min",
-                      end="", file=sys.stderr, flush=True)
+                      end="" if tty else "\n", file=sys.stderr, flush=True)
             last = (now, status.acked)
             if status.state in ("finished", "failed"):
                 break
@@ -46,7 +49,7 @@ def run_fleet(config, quiet: bool, max_wall_s: float | None = None) -> dict:
     except KeyboardInterrupt:
         pass
     status = fleet.stop()
-    if not quiet:
+    if not quiet and tty:
         print(file=sys.stderr)
     latencies = np.concatenate([np.asarray(s.latency_ms, float) for s in status.shards] or [[]])
     p50, p95, p99 = (np.percentile(latencies, [50, 95, 99]) if len(latencies) else [None] * 3)
