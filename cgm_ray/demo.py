@@ -6,6 +6,7 @@ Every reading the ingest acknowledged must be in the lake afterwards: the demo c
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -142,7 +143,7 @@ def run_pipeline(config: DemoConfig, scenario_overrides: dict | None = None,
             serve.shutdown()
             ray.shutdown()
     progress("[6/6] stopped Serve and Ray")
-    return {
+    summary = {
         "patients": fleet["sensors"], "shards": fleet["shards"], "nodes": fleet["nodes"],
         "simulated_min": fleet["simulated_min"],
         "readings_sent": fleet["readings_sent"], "readings_acked": fleet["readings_acked"],
@@ -150,7 +151,10 @@ def run_pipeline(config: DemoConfig, scenario_overrides: dict | None = None,
         "alerts_by_type": dict(alerts), "cohort": cohort.summary, "cohort_dir": cohort.location,
         "lake": str(lake_dir), "report": report, "api_url": api, "dashboard_url": dashboard,
         "seconds": {**stages, "total": round(time.perf_counter() - started, 2)},
+        "summary_file": str(out / "summary.json"),
     }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
 
 
 def _report_lowest_tir(lake, patients, out_dir: Path) -> dict:
@@ -188,6 +192,7 @@ def format_summary(summary: dict) -> str:
         "  cohort (medians; 'targets' = % of patients meeting all consensus targets):",
         *("    " + line for line in format_cohort_table(s["cohort"]).splitlines()),
         f"  lake:   {s['lake']}  (cohort results in {s['cohort_dir']})",
+        f"  this summary as JSON: {s['summary_file']}",
         f"  report: {s['report']['html']} and .pdf (patient {s['report']['patient_id']}, "
         "the lowest time in range)",
         f"  API was {s['api_url']} (OpenAPI {s['api_url']}/docs); Ray dashboard was "
@@ -199,8 +204,6 @@ def format_summary(summary: dict) -> str:
 
 def cmd_demo(args) -> int:
     """Run the whole product end to end on an embedded Ray and print a summary."""
-    import json
-
     config = load_demo_config(args.config)
     if args.out:
         config = config.model_copy(update={"out": args.out})

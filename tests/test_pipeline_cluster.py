@@ -8,6 +8,7 @@ on the workers, and the lake must hold exactly the readings the ingest acknowled
 
 from __future__ import annotations
 
+import json
 import os
 
 import pyarrow.parquet as pq
@@ -52,6 +53,7 @@ def test_pipeline_on_three_nodes(cluster, tmp_path):
     groups = summary["cohort"]["groups"]["age_group"]
     assert sum(g["patients"] for g in groups.values()) == 120
     assert open(summary["report"]["pdf"], "rb").read(4) == b"%PDF"
+    assert json.loads(open(summary["summary_file"]).read())["lake_rows"] == summary["lake_rows"]
     text = format_summary(summary)
     assert f"{summary['readings_acked']:,} acknowledged by the ingest == " in text
     assert "age_group=adult" in text
