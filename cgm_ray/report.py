@@ -187,8 +187,8 @@ def _draw_agp(ax: Axes, t: np.ndarray, g: np.ndarray) -> None:
     ax.set(xlim=(0, 24), ylim=(0, max(350.0, np.nanmax(pct) + 10)), ylabel="Glucose (mg/dL)",
            xticks=range(0, 25, 3), xticklabels=[f"{h:02d}:00" for h in range(0, 25, 3)],
            yticks=[0, 54, 70, 180, 250, 350],
-           title=f"Ambulatory glucose profile ({t[-1] // NS_PER_DAY - t[0] // NS_PER_DAY + 1} "
-                 "days pooled)")
+           title=f"Ambulatory glucose profile ({_days(t[-1] // NS_PER_DAY - t[0] // NS_PER_DAY + 1)}"
+                 " pooled)")
     ax.legend(loc="upper left", fontsize=8, ncols=3, frameon=False)
 
 
@@ -312,3 +312,7 @@ adults with type 1 or type 2 diabetes; targets for older or high-risk patients a
 Bergenstal 2018. GRI: Klonoff 2022. Times of day are the recorded wall-clock times.</footer>
 </body></html>
 """
+
+
+def _days(n: int) -> str:
+    return f"{n} day" if n == 1 else f"{n} days"
