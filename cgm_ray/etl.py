@@ -174,7 +174,7 @@ def merge_bucket(lake_uri: str, run_id: str, bucket: int, staged: list[str],
                  existing: dict[str, list[str]], compact: bool) -> dict:
     """Write one bucket's new distinct readings; compact its crowded partitions."""
     lake = Lake(lake_uri)
-    staged_rows = read_files(lake, staged) if staged else LAKE_SCHEMA.empty_table()
+    staged_rows = lake.read(staged) if staged else LAKE_SCHEMA.empty_table()
     new = _distinct(staged_rows)
     days = pc.strftime(new.column("ts"), "%Y-%m-%d")
     touched = sorted(set(pc.unique(days).to_pylist()) | (set(existing) if compact else set()))
@@ -186,7 +186,7 @@ def merge_bucket(lake_uri: str, run_id: str, bucket: int, staged: list[str],
             kept.append(fresh)
         n_files = len(old) + (fresh.num_rows > 0)
         if n_files > (1 if compact else MAX_FILES_PER_PARTITION):  # merge the partition
-            body = pa.concat_tables([read_files(lake, old), fresh])
+            body = pa.concat_tables([lake.read(old), fresh])
             removed += existing[day]
         elif fresh.num_rows:
             body = fresh
@@ -210,15 +210,9 @@ def _unseen(lake: Lake, rows: pa.Table, old: list[str]) -> pa.Table:
     """The ``rows`` whose (sensor_id, ts) is in none of the partition's ``old`` files."""
     if not rows.num_rows or not old:
         return rows
-    keys = read_files(lake, old, columns=["sensor_id", "ts"])
+    keys = lake.read(old, columns=["sensor_id", "ts"])
     return rows.join(keys, keys=["sensor_id", "ts"], join_type="left anti") \
         .select(LAKE_SCHEMA.names).cast(LAKE_SCHEMA)
-
-
-def read_files(lake: Lake, paths: list[str], columns: list[str] | None = None) -> pa.Table:
-    """Read whole lake/staging files (no Hive columns inferred from their paths)."""
-    return pq.read_table(paths, columns=columns, filesystem=lake.fs, partitioning=None,
-                         schema=None if columns else LAKE_SCHEMA)
 
 
 def _distinct(table: pa.Table) -> pa.Table:

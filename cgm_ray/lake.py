@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from cgm_ray.errors import CgmRayError, ConfigError
 from cgm_ray.fs import open_filesystem, write_bytes_atomic
+from cgm_ray.schema import LAKE_SCHEMA
 
 LAKE_FORMAT = 1
 DEFAULT_BUCKETS = 16
@@ -200,6 +201,11 @@ class Lake:
         files = [f for f in self.snapshot().files.values()
                  if lo <= f.date <= hi and (buckets is None or f.bucket in buckets)]
         return sorted(files, key=lambda f: (f.bucket, f.date, f.path))
+
+    def read(self, paths: list[str], columns: list[str] | None = None) -> pa.Table:
+        """Whole readings (or staging) files as LAKE_SCHEMA rows; no Hive columns from paths."""
+        return pq.read_table(paths, columns=columns, filesystem=self.fs, partitioning=None,
+                             schema=None if columns else LAKE_SCHEMA)
 
     def patients(self, snapshot: Snapshot | None = None) -> pa.Table | None:
         """Patient attributes, one row per patient (None before any were loaded)."""

@@ -100,11 +100,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def patient_readings(lake: Lake, patient_id: str, start: date | None = None,
                      end: date | None = None) -> pa.Table:
     """One patient's readings from the lake, sorted by time (reads only its bucket)."""
-    from cgm_ray.etl import read_files
-
     bucket = int(lake.bucket_of(pa.array([patient_id]))[0])
     files = lake.readings_files(start, end, buckets={bucket})
-    table = read_files(lake, [lake.path(f.path) for f in files]) if files else None
+    table = lake.read([lake.path(f.path) for f in files]) if files else None
     if table is not None:
         table = table.filter(pc.equal(table.column("patient_id"), patient_id))
     if table is None or table.num_rows == 0:
@@ -139,10 +137,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         by_bucket.setdefault(f.bucket, []).append(lake.path(f.path))
 
     def export_bucket(row: dict) -> dict:
-        from cgm_ray.etl import read_files
-
-        written = write_sensor_exports(read_files(lake, row["paths"]), out_root, args.format,
-                                       out_fs)
+        written = write_sensor_exports(lake.read(row["paths"]), out_root, args.format, out_fs)
         return {"files": len(written)}
 
     configure_ray_data()

@@ -14,7 +14,6 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from cgm_ray.cli import main
-from cgm_ray.etl import read_files
 from cgm_ray.lake import Lake
 from cgm_ray.schema import LANDING_SCHEMA, ReadingEncoder, patients_table
 from simulators.scenario import parse_scenario
@@ -80,7 +79,7 @@ def keys_of(readings: pa.Table) -> set[Key]:
 
 
 def lake_keys(lake: Lake) -> list[Key]:
-    table = read_files(lake, [lake.path(f.path) for f in lake.readings_files()])
+    table = lake.read([lake.path(f.path) for f in lake.readings_files()])
     return list(zip(table["sensor_id"].to_pylist(), table["ts"].cast(pa.int64()).to_pylist()))
 
 

@@ -9,7 +9,6 @@ independently of the ETL.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -23,18 +22,16 @@ import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 
 from cgm_ray.cgm_grid import group_readings
 from cgm_ray.cli import main
 from cgm_ray.cohort import run_cohort
-from cgm_ray.etl import MAX_FILES_PER_PARTITION, read_files
+from cgm_ray.etl import MAX_FILES_PER_PARTITION
 from cgm_ray.lake import Lake
 from cgm_ray.metrics import glucose_metrics
-from cgm_ray.schema import LANDING_SCHEMA, ReadingEncoder, patients_table
-from simulators.scenario import parse_scenario
+from cgm_ray.schema import LANDING_SCHEMA
 
 from .lake_data import (N_PATIENTS, Key, build_landing, etl, keys_of, lake_keys, landing_table,
                         simulate_cohort, write_segment)
@@ -192,7 +189,7 @@ def test_cohort_metrics_equal_the_library_on_the_same_readings(loaded_lake, simu
     root, _ = loaded_lake
     lake = Lake(str(root))
     result = run_cohort(lake, group_by=("age_group",))
-    table = read_files(lake, [lake.path(f.path) for f in lake.readings_files()])
+    table = lake.read([lake.path(f.path) for f in lake.readings_files()])
     direct = glucose_metrics(group_readings(
         table["patient_id"].to_numpy(zero_copy_only=False),
         table["ts"].cast(pa.int64()).to_numpy() * 1_000_000, table["glucose_mgdl"].to_numpy()))
