@@ -77,7 +77,7 @@ class Fleet:
         self._base_min = self._base_acked = 0  # minute and acked readings the clock started at
 
     # -- control ---------------------------------------------------------------------
-    def start(self) -> "Fleet":
+    def start(self) -> Fleet:
         """Run the clock in a background thread (``pause`` has no effect until it is running)."""
         self._thread = threading.Thread(target=self._run, name="cgm-fleet-clock", daemon=True)
         self._state = "starting"

@@ -24,11 +24,11 @@ import pyarrow.fs as pafs
 import ray
 
 from actors.config import FleetConfig
-from actors.metrics import ShardMetrics
 from actors.sinks import Window, make_sink
+from actors.telemetry import ShardTelemetry
 from cgm_ray.errors import ConfigError
 from cgm_ray.fs import open_filesystem, write_bytes_atomic, write_parquet_atomic
-from cgm_ray.schema import ReadingEncoder, patients_table
+from simulators.encoding import ReadingEncoder, patients_table
 
 LATENCY_SAMPLES = 10_000
 
@@ -115,7 +115,7 @@ class SensorShard:
                                  patients_table(self.sim))
         self.sink = make_sink(config.sink)
         self.encoder = ReadingEncoder(self.sim.cohort, self.scenario.start_ms, self.sim.sensor.name)
-        self.metrics = ShardMetrics(shard)
+        self.telemetry = ShardTelemetry(shard)
 
     def advance_to(self, minute: int) -> ShardStatus:
         """Simulate and deliver every whole window up to simulated ``minute``."""
@@ -128,7 +128,7 @@ class SensorShard:
             delivery = self.sink.deliver(Window(self.status.shard, step.t0, self.sim.minute,
                                                 self.scenario.start_ms, table))
             latency_ms = (time.perf_counter() - started) * 1000
-            self.metrics.window(table.num_rows, delivery.acked, delivery.failed, latency_ms)
+            self.telemetry.window(table.num_rows, delivery.acked, delivery.failed, latency_ms)
             s = self.status
             s.latency_ms = s.latency_ms[-(LATENCY_SAMPLES - 1):] + [latency_ms]
             s.minute, s.windows = self.sim.minute, s.windows + 1
@@ -136,7 +136,7 @@ class SensorShard:
                                              s.failed + delivery.failed)
             if self.store and self.sim.minute % self.config.checkpoint_every_min == 0:
                 self._checkpoint()
-        self.metrics.set_lag(max(0, minute - self.sim.minute))
+        self.telemetry.set_lag(max(0, minute - self.sim.minute))
         return self.status
 
     def _checkpoint(self) -> None:

@@ -23,12 +23,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray
 
-from cgm_ray.cohort import run_cohort
-from cgm_ray.etl import discover_inputs, run_etl
+from cgm_ray.cli.ray_runtime import init_ray
 from cgm_ray.fs import write_parquet_atomic
-from cgm_ray.lake import Lake
-from cgm_ray.ray_runtime import init_ray
-from cgm_ray.schema import ReadingEncoder, patients_table
+from cgm_ray.lake.cohort import run_cohort
+from cgm_ray.lake.etl import discover_inputs, run_etl
+from cgm_ray.lake.store import Lake
+from simulators.encoding import ReadingEncoder, patients_table
 from simulators.scenario import parse_scenario
 
 CHUNK_PATIENTS = 2500

@@ -277,7 +277,7 @@ def main() -> None:
     url = args.url
     if url is None:
         os.environ["API_SECRET"] = SECRET
-        from cgm_ray.serve_cli import free_port, start_ingest
+        from cgm_ray.cli.serve import free_port, start_ingest
 
         url = start_ingest("127.0.0.1", free_port(), {
             "data_dir": f"{data}/ingest", "landing_dir": f"{data}/landing",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -41,18 +43,30 @@ def temp_path(path: str) -> str:
     return f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
 
 
+@contextlib.contextmanager
+def atomic_path(fs: pafs.FileSystem, path: str) -> Iterator[str]:
+    """A temporary sibling of ``path`` to write; moved onto ``path`` when the block succeeds,
+    deleted when it fails, so readers see the old file or the whole new one, never a part
+    (the move is atomic on local disks; object stores publish on upload anyway)."""
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    tmp = temp_path(path)
+    try:
+        yield tmp
+        fs.move(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            fs.delete_file(tmp)
+        raise
+
+
 def write_bytes_atomic(fs: pafs.FileSystem, path: str, data: bytes) -> None:
-    """Write ``data`` under a temporary name, then move it to ``path`` (atomic on local disks)."""
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    tmp = temp_path(path)
-    with fs.open_output_stream(tmp) as fh:
+    """Write ``data`` to ``path`` atomically (see ``atomic_path``)."""
+    with atomic_path(fs, path) as tmp, fs.open_output_stream(tmp, compression=None) as fh:
         fh.write(data)
-    fs.move(tmp, path)
 
 
-def write_parquet_atomic(fs: pafs.FileSystem, path: str, table: pa.Table, **options) -> None:
-    """``pq.write_table`` under a temporary name, then move it to ``path``."""
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    tmp = temp_path(path)
-    pq.write_table(table, tmp, filesystem=fs, **options)
-    fs.move(tmp, path)
+def write_parquet_atomic(fs: pafs.FileSystem, path: str, table: pa.Table,
+                         **options: object) -> None:
+    """``pq.write_table`` to ``path`` atomically (see ``atomic_path``)."""
+    with atomic_path(fs, path) as tmp:
+        pq.write_table(table, tmp, filesystem=fs, **options)

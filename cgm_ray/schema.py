@@ -1,13 +1,15 @@
-"""The reading and trace schemas every part of cgm-ray exchanges, as Arrow tables."""
+"""The Arrow schemas every part of cgm-ray exchanges: readings, traces, landing and lake rows."""
 
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 
-from simulators.engine import Simulation
-from simulators.population import Cohort
-from simulators.sensor import Readings
+# No reading is older than this (2000-01-01T00:00:00Z): the ingest refuses and the lake
+# rejects anything earlier as a clock error.
+EARLIEST_TS_MS = 946_684_800_000
+
+# The media type of reading batches as Arrow IPC streams (the ingest's binary body).
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 READING_SCHEMA = pa.schema([
     pa.field("patient_id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
@@ -23,74 +25,6 @@ TRACE_SCHEMA = pa.schema([
     pa.field("gsub_mgdl", pa.float64(), nullable=False),  # interstitial, x12/Vg
     pa.field("bg_mgdl", pa.float64(), nullable=False),  # plasma, x3/Vg
 ])
-
-
-def sensor_ids(sensor_model: str, keys: np.ndarray, session: np.ndarray) -> np.ndarray:
-    """Serial of each sensor: model, patient key and how many sensors came before."""
-    return np.char.add(np.char.add(f"{sensor_model}-", keys.astype(str)),
-                       np.char.add("-", session.astype(str)))
-
-
-class ReadingEncoder:
-    """Turns one simulation's readings into ``READING_SCHEMA`` tables, chunk after chunk.
-
-    The patient-name dictionary is built once and each patient's current sensor serial is
-    cached, so a chunk only formats the serials of sensors that changed since the last
-    one (string formatting was ~40% of a fleet shard's time at 5-minute windows).
-    """
-
-    def __init__(self, cohort: Cohort, start_ms: int, sensor_model: str) -> None:
-        self.start_ms, self.sensor_model, self.keys = start_ms, sensor_model, cohort.keys
-        self.names = pa.array(cohort.names, pa.string())
-        self._session = np.full(len(cohort), -1, np.int64)
-        self._serial = np.empty(len(cohort), dtype=object)
-
-    def table(self, readings: Readings) -> pa.Table:
-        pair = readings.patient * (1 << 20) + readings.session
-        uniq, inverse = np.unique(pair, return_inverse=True)
-        patient, session = uniq >> 20, uniq & ((1 << 20) - 1)
-        serial = self._serial[patient]
-        stale = self._session[patient] != session
-        if stale.any():
-            serial[stale] = sensor_ids(self.sensor_model, self.keys[patient[stale]], session[stale])
-            self._serial[patient[stale]] = serial[stale]  # a patient's latest session wins
-            self._session[patient[stale]] = session[stale]
-        return pa.table([
-            pa.DictionaryArray.from_arrays(pa.array(readings.patient.astype(np.int32)), self.names),
-            pa.DictionaryArray.from_arrays(pa.array(inverse.astype(np.int32)),
-                                           pa.array(serial, pa.string())),
-            pa.array(self.start_ms + readings.minute * 60_000, pa.int64()),
-            pa.array(readings.glucose_mgdl, pa.float32()),
-            pa.array(readings.range_flag, pa.int8()),
-        ], schema=READING_SCHEMA)
-
-
-def readings_table(readings: Readings, cohort: Cohort, start_ms: int,
-                   sensor_model: str) -> pa.Table:
-    """One chunk of readings as an Arrow table (see ``ReadingEncoder`` for many chunks)."""
-    return ReadingEncoder(cohort, start_ms, sensor_model).table(readings)
-
-
-def trace_table(cohort: Cohort, t0: int, gsub_mgdl: np.ndarray, bg_mgdl: np.ndarray) -> pa.Table:
-    """Per-minute true glucose of a chunk starting at minute ``t0``, one row per patient-minute."""
-    n, n_min = gsub_mgdl.shape
-    return pa.table([
-        pa.DictionaryArray.from_arrays(pa.array(np.repeat(np.arange(n, dtype=np.int32), n_min)),
-                                       pa.array(cohort.names)),
-        pa.array(np.tile(np.arange(t0, t0 + n_min, dtype=np.int64), n)),
-        pa.array(gsub_mgdl.ravel()), pa.array(bg_mgdl.ravel()),
-    ], schema=TRACE_SCHEMA)
-
-def patients_table(sim: Simulation) -> pa.Table:
-    """Who was simulated: attributes and therapy, one row per patient."""
-    c = sim.cohort
-    return pa.table({
-        "patient_id": list(c.names), "patient_key": c.keys, "age_group": list(c.age_group),
-        "age_years": c.age_years, "weight_kg": c.params["BW"], "model": [sim.model.name] * len(c),
-        "sensor_model": [sim.sensor.name] * len(c), "carb_ratio_g_per_u": c.cr_g_per_u,
-        "correction_factor_mgdl_per_u": c.cf_mgdl_per_u,
-        "basal_u_per_h": sim.basal_u_per_min * 60.0,
-    })
 
 
 # What the ingest stores durably (write-ahead log segments in the landing area).

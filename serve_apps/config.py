@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from cgm_ray.config import Strict
+from cgm_ray.schema import EARLIEST_TS_MS
 
 
 class IngestConfig(Strict):
@@ -25,7 +26,7 @@ class IngestConfig(Strict):
     max_body_bytes: int = Field(8 << 20, ge=1024, description="largest request body accepted")
     max_batch: int = Field(50_000, ge=1, description="most readings in one request")
     max_future_skew_s: int = Field(300, ge=0, description="how far ahead a timestamp may be")
-    min_ts_ms: int = Field(946_684_800_000, description="oldest timestamp accepted (2000-01-01)")
+    min_ts_ms: int = Field(EARLIEST_TS_MS, description="oldest timestamp accepted (2000-01-01)")
     segment_max_bytes: int = Field(64 << 20, ge=1 << 16)
     segment_max_age_s: float = Field(60.0, gt=0)
     signal_loss_clock: Literal["wall", "readings"] = Field(

@@ -23,7 +23,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from cgm_ray import __version__
-from cgm_ray.alerts import AlertSettings, AlertType
+from cgm_ray.glucose.alerts import AlertSettings, AlertType
 from serve_apps.auth import Authenticator, AuthError, Forbidden, Principal
 from serve_apps.config import IngestConfig
 from serve_apps.metrics import IngressMetrics

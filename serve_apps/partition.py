@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ray import serve
 
-from cgm_ray.alerts import AlertSettings
+from cgm_ray.glucose.alerts import AlertSettings
 from cgm_ray.schema import LANDING_SCHEMA
 from serve_apps.config import IngestConfig
 from serve_apps.metrics import IngestMetrics

@@ -17,8 +17,8 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 
-from cgm_ray.alerts import AlertEngine, AlertEvent, AlertSettings, AlertType
-from cgm_ray.trend import direction, slope_mgdl_per_min
+from cgm_ray.glucose.alerts import AlertEngine, AlertEvent, AlertSettings, AlertType
+from cgm_ray.glucose.trend import direction, slope_mgdl_per_min
 
 ALERT_HISTORY = 500  # events kept per patient
 SUBSCRIBER_QUEUE = 1000

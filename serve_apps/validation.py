@@ -15,11 +15,10 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cgm_ray.schema import LANDING_SCHEMA
+from cgm_ray.schema import ARROW_STREAM, LANDING_SCHEMA
 
 GLUCOSE_RANGE_MGDL = (20.0, 600.0)
 MAX_ID_LEN = 64
-ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
 class InvalidReadings(ValueError):

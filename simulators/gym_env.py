@@ -14,6 +14,11 @@ call (``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")``).
 - Meals: seeded random daily meals (simglucose's distribution); carbohydrate eaten during
   the step is in ``info["cho_g"]``. With ``auto_bolus=True`` the patient boluses CHO/CR
   for meals and the action only sets the basal rate.
+
+Importing this module registers ``cgm_ray/T1D-v0`` (and its vector entry point). Gymnasium
+1.x has no entry-point plugins, so registration is the import, as with ``ale_py``:
+``import simulators.gym_env`` then ``gym.make(ENV_ID)``; or, with no import,
+``gym.make("simulators.gym_env:cgm_ray/T1D-v0")``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from cgm_ray.metrics import risk_index
+from cgm_ray.glucose.risk import risk_index
 from simulators.engine import Simulation
 from simulators.meals import RandomDailyMeals
 from simulators.models import get_model
@@ -133,3 +138,9 @@ class T1DEnv(gym.Env):
         obs, reward, terminated, truncated, info = self._vec.step(np.asarray(action).reshape(1, 1))
         return (obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]),
                 {k: float(v[0]) for k, v in info.items()})
+
+
+ENV_ID = "cgm_ray/T1D-v0"
+
+if ENV_ID not in gym.registry:
+    gym.register(id=ENV_ID, entry_point=T1DEnv, vector_entry_point=T1DVectorEnv)

@@ -17,7 +17,7 @@ results are bit-identical however the population is sharded.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from numba import njit, prange

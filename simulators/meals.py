@@ -29,7 +29,7 @@ class MealEvents:
     meal_id: np.ndarray  # int64 unique per patient
 
     @staticmethod
-    def concat(parts: list["MealEvents"]) -> "MealEvents":
+    def concat(parts: list[MealEvents]) -> MealEvents:
         """Merge event sets and sort by (patient, minute)."""
         cols = {f: np.concatenate([getattr(p, f) for p in parts]) for f in
                 ("patient", "minute", "grams", "bolus", "meal_id")}

@@ -51,7 +51,7 @@ class Cohort:
     def __len__(self) -> int:
         return len(self.names)
 
-    def take(self, index: np.ndarray | slice) -> "Cohort":
+    def take(self, index: np.ndarray | slice) -> Cohort:
         """The sub-cohort at ``index`` (a shard), keeping each patient's key."""
         idx = np.arange(len(self))[index]
         return Cohort(

@@ -7,7 +7,7 @@ ready ``Simulation``. The README documents every field.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -17,12 +17,16 @@ from cgm_ray.config import Strict, read_mapping, validate
 from simulators.engine import Simulation
 from simulators.meals import FixedMeals, MealPlan, RandomDailyMeals
 from simulators.models import get_model
-from simulators.population import (AGE_GROUPS, FIRST_SAMPLED_KEY, Cohort, reference_cohort,
-                                   sample_cohort)
+from simulators.population import (
+    AGE_GROUPS,
+    FIRST_SAMPLED_KEY,
+    Cohort,
+    reference_cohort,
+    sample_cohort,
+)
 from simulators.sensor import SensorSpec, get_sensor
 from simulators.therapy import Therapy
 from simulators.titration import titrate
-
 
 POPULATION_KEY_SPACE = 10_000_000  # most patients in one population
 
@@ -77,7 +81,7 @@ class Scenario(Strict):
     therapy: TherapyConfig = TherapyConfig()
     meals: list[Meal] | RandomMeals = RandomMeals()
     seed: int = 0
-    start: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
     substeps: int = Field(1, ge=1, le=16, description="RK4 steps per simulated minute")
 
     @field_validator("patients")
@@ -89,7 +93,7 @@ class Scenario(Strict):
 
     @property
     def start_ms(self) -> int:
-        start = self.start if self.start.tzinfo else self.start.replace(tzinfo=timezone.utc)
+        start = self.start if self.start.tzinfo else self.start.replace(tzinfo=UTC)
         return int(start.timestamp() * 1000)
 
     @property

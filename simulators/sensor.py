@@ -48,7 +48,8 @@ class SensorSpec:
 
     def __post_init__(self) -> None:
         if self.sample_min < 1 or NOISE_KNOT_MIN % self.sample_min:
-            raise ConfigError("sensor.sample_min", f"must divide {NOISE_KNOT_MIN} (1, 3, 5 or 15), got {self.sample_min}")
+            raise ConfigError("sensor.sample_min",
+                              f"must divide {NOISE_KNOT_MIN} (1, 3, 5 or 15), got {self.sample_min}")
         for name in ("warmup_min", "life_min", "replacement_gap_min", "dropout_per_hour",
                      "dropout_mean_min", "drift_gain_sd_per_day", "drift_offset_sd_mgdl_per_day"):
             if getattr(self, name) < 0:
@@ -92,7 +93,7 @@ class SensorState:
     dropout_until_min: np.ndarray  # int64 no readings before this minute
 
     @staticmethod
-    def new(spec: SensorSpec, keys: np.ndarray, seed: int, staggered: bool) -> "SensorState":
+    def new(spec: SensorSpec, keys: np.ndarray, seed: int, staggered: bool) -> SensorState:
         """Fresh sensors inserted at minute 0, or (staggered) already part-way through life."""
         n = len(keys)
         start = np.zeros(n, dtype=np.int64)

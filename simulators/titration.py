@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from cgm_ray.metrics import risk_index
+from cgm_ray.glucose.risk import risk_index
 from simulators.engine import Simulation
 from simulators.meals import FixedMeals
 from simulators.models import get_model

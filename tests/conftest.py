@@ -1,4 +1,4 @@
-"""Shared test fixtures: the read-only reference material in ../shared, a Ray runtime."""
+"""Shared test fixtures: the reference data in tests/data (see tests/data/README.md), a Ray runtime."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+DATA = Path(__file__).resolve().parent / "data"
+SIMGLUCOSE_REF = DATA / "simglucose"  # simglucose 0.2.11 trajectories (MIT)
+IGLU_REF = DATA / "iglu"  # iglu's example data and iglu-python 0.4.3's values on it (GPL-2.0-only)
+IGLU_CSV = IGLU_REF / "example_data_5_subject.csv"
 
 
 @pytest.fixture(scope="session")
 def simglucose_ref() -> Path:
-    path = SHARED / "reference" / "simglucose"
-    if not path.is_dir():
-        pytest.skip(f"reference data absent: {path} (the ../shared folder beside the repo)")
-    return path
+    return SIMGLUCOSE_REF
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
-from cgm_ray.serve_cli import free_port
+from serve_apps.local import free_port
 
 SECRET = "test-secret-0123456789"
 ADMIN = {"api-secret": hashlib.sha1(SECRET.encode()).hexdigest()}

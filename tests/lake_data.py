@@ -14,8 +14,9 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from cgm_ray.cli import main
-from cgm_ray.lake import Lake
-from cgm_ray.schema import LANDING_SCHEMA, ReadingEncoder, patients_table
+from cgm_ray.lake.store import Lake
+from cgm_ray.schema import LANDING_SCHEMA
+from simulators.encoding import ReadingEncoder, patients_table
 from simulators.scenario import parse_scenario
 
 N_PATIENTS, DAYS = 12, 3

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cgm_ray.alerts import AlertEngine, AlertSettings, AlertType
-from cgm_ray.trend import ar2_forecast, direction
+from cgm_ray.glucose.alerts import AlertEngine, AlertSettings, AlertType
+from cgm_ray.glucose.trend import ar2_forecast, direction
 
 T0 = 1_767_225_600_000  # 2026-01-01
 MIN = 60_000
@@ -92,7 +92,7 @@ def test_batches_evaluate_like_single_readings_across_many_slots():
     rng = np.random.default_rng(0)
     values = rng.normal(140, 60, size=(50, 12)).clip(40, 400)
     one, batch = AlertEngine(), AlertEngine()
-    for k in range(50):
+    for _ in range(50):
         one.add_slot(AlertSettings())
         batch.add_slot(AlertSettings())
     singles = []

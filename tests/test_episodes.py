@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cgm_ray import metrics_cli
-from cgm_ray.cgm_grid import NS_PER_MIN, DayGrid, group_readings
-from cgm_ray.episodes import EPISODE_COLUMNS, episode_metrics, episodes_from_grid
-from cgm_ray.metrics import METRIC_COLUMNS, glucose_metrics, reading_metrics
+from cgm_ray.cli import metrics as metrics_cli
+from cgm_ray.glucose.episodes import EPISODE_COLUMNS, episode_metrics, episodes_from_grid
+from cgm_ray.glucose.grid import NS_PER_MIN, DayGrid, group_readings
+from cgm_ray.glucose.metrics import METRIC_COLUMNS, glucose_metrics, reading_metrics
+from tests.conftest import IGLU_CSV
 
-IGLU_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "iglu" / \
-    "example_data_5_subject.csv"
 T0_NS = np.datetime64("2024-03-01T00:00:00", "ns").astype(np.int64)
 PAD = [100.0] * 12  # an hour in range before and after each pattern
 
@@ -198,8 +196,6 @@ def test_random_grids_agree_with_a_point_by_point_walk():
 
 @pytest.fixture(scope="module")
 def iglu_readings():
-    if not IGLU_CSV.is_file():
-        pytest.skip(f"iglu reference data absent: {IGLU_CSV}")
     return metrics_cli.read_readings(IGLU_CSV)
 
 

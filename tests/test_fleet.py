@@ -21,7 +21,7 @@ from actors.config import FleetConfig, parse_fleet_config
 from actors.fleet import Fleet, FleetStatus, expected_minutes
 from cgm_ray.cli import main
 from cgm_ray.errors import ConfigError
-from cgm_ray.schema import readings_table
+from simulators.encoding import readings_table
 
 Reading = tuple[str, int, float]  # sensor_id, ts_ms, glucose_mgdl
 

@@ -18,7 +18,7 @@ from ray.cluster_utils import Cluster
 
 from actors.config import parse_fleet_config
 from actors.fleet import Fleet, expected_minutes
-from cgm_ray.schema import readings_table
+from simulators.encoding import readings_table
 
 NODE_STORE_BYTES = 80_000_000
 

@@ -8,7 +8,7 @@ import pytest
 
 from actors.fleet import Fleet
 from cgm_ray.cli import main
-from cgm_ray.serve_cli import free_port
+from serve_apps.local import free_port
 from tests.ingest_server import ingest_server, stored_keys
 from tests.test_fleet import expected_readings, fleet_config
 

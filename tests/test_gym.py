@@ -8,8 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils.env_checker import check_env
 
-import cgm_ray  # noqa: F401  (registers the ids)
-from cgm_ray.envs import ENV_ID
+from simulators.gym_env import ENV_ID
 
 
 def test_env_passes_the_gymnasium_checker():

@@ -192,7 +192,7 @@ def test_sensor_registry_and_status(url):
 def test_alert_webhooks_receive_events(url):
     import http.server
 
-    from cgm_ray.serve_cli import free_port
+    from serve_apps.local import free_port
 
     received: list[dict] = []
 

@@ -25,16 +25,25 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from cgm_ray.cgm_grid import group_readings
 from cgm_ray.cli import main
-from cgm_ray.cohort import run_cohort
-from cgm_ray.etl import MAX_FILES_PER_PARTITION
-from cgm_ray.lake import Lake
-from cgm_ray.metrics import glucose_metrics
+from cgm_ray.glucose.grid import group_readings
+from cgm_ray.glucose.metrics import glucose_metrics
+from cgm_ray.lake.cohort import run_cohort
+from cgm_ray.lake.etl import MAX_FILES_PER_PARTITION
+from cgm_ray.lake.store import Lake
 from cgm_ray.schema import LANDING_SCHEMA
 
-from .lake_data import (N_PATIENTS, Key, build_landing, etl, keys_of, lake_keys, landing_table,
-                        simulate_cohort, write_segment)
+from .lake_data import (
+    N_PATIENTS,
+    Key,
+    build_landing,
+    etl,
+    keys_of,
+    lake_keys,
+    landing_table,
+    simulate_cohort,
+    write_segment,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

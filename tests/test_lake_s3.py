@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from cgm_ray.cli import main
-from cgm_ray.cohort import run_cohort
-from cgm_ray.lake import Lake
+from cgm_ray.lake.cohort import run_cohort
+from cgm_ray.lake.store import Lake
 from cgm_ray.schema import LANDING_SCHEMA
 
 from .lake_data import N_PATIENTS, etl, keys_of, lake_keys, landing_table, simulate_cohort

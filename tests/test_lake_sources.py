@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from cgm_ray.errors import ConfigError
-from cgm_ray.exports import write_sensor_exports
-from cgm_ray.lake_sources import SOURCE_SUFFIXES, SourceError, SourceRows, read_source
+from cgm_ray.lake.exports import write_sensor_exports
+from cgm_ray.lake.sources import SOURCE_SUFFIXES, SourceError, SourceRows, read_source
 from cgm_ray.schema import LAKE_SCHEMA, LANDING_SCHEMA, READING_SCHEMA
 from serve_apps.wal import WriteAheadLog
 

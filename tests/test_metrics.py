@@ -11,23 +11,26 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from cgm_ray import metrics_cli
-from cgm_ray.cgm_grid import NS_PER_MIN, DayGrid, day_grid, group_readings, typical_interval_min
+from cgm_ray.cli import metrics as metrics_cli
 from cgm_ray.errors import ConfigError
-from cgm_ray.metrics import (agp_percentiles, ea1c_percent, glucose_metrics, gmi_percent,
-                             gri_zone, risk_index)
+from cgm_ray.glucose.grid import NS_PER_MIN, DayGrid, day_grid, group_readings, typical_interval_min
+from cgm_ray.glucose.metrics import (
+    agp_percentiles,
+    ea1c_percent,
+    glucose_metrics,
+    gmi_percent,
+    gri_zone,
+)
+from cgm_ray.glucose.risk import risk_index
+from tests.conftest import IGLU_CSV, IGLU_REF
 
-IGLU = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "iglu"
+IGLU_EXPECTED = IGLU_REF / "expected_iglu_python_0.4.3.json"
 T0_NS = np.datetime64("2024-03-01T00:00:00", "ns").astype(np.int64)
 
 
 @pytest.fixture(scope="module")
 def iglu_data() -> tuple[Path, dict]:
-    csv = IGLU / "example_data_5_subject.csv"
-    expected = IGLU / "expected_iglu_python_0.4.3.json"
-    if not (csv.is_file() and expected.is_file()):
-        pytest.skip(f"iglu reference data absent: {IGLU} (the ../shared folder beside the repo)")
-    return csv, json.loads(expected.read_text())["metrics"]
+    return IGLU_CSV, json.loads(IGLU_EXPECTED.read_text())["metrics"]
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +41,7 @@ def iglu_metrics(iglu_data) -> dict[str, dict[str, float]]:
 
 
 def _expected_names() -> list[str]:
-    path = IGLU / "expected_iglu_python_0.4.3.json"
-    return sorted(json.loads(path.read_text())["metrics"]) if path.is_file() else ["absent"]
+    return sorted(json.loads(IGLU_EXPECTED.read_text())["metrics"])
 
 
 @pytest.mark.parametrize("key", _expected_names())

@@ -7,13 +7,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from cgm_ray.errors import ConfigError
 from simulators.engine import Simulation
 from simulators.meals import FixedMeals, RandomDailyMeals
 from simulators.models import MODELS, get_model
 from simulators.population import reference_cohort, sample_cohort
 from simulators.sensor import get_sensor
 from simulators.therapy import Therapy
-from cgm_ray.errors import ConfigError
 
 NAMES = ["adult#001", "adolescent#003", "child#002"]
 

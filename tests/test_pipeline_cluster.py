@@ -16,8 +16,8 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from cgm_ray.demo import DemoConfig, format_summary, run_pipeline
-from cgm_ray.lake import Lake
+from cgm_ray.cli.demo import DemoConfig, format_summary, run_pipeline
+from cgm_ray.lake.store import Lake
 
 NODE_STORE_BYTES = 80_000_000
 
@@ -41,19 +41,19 @@ def test_pipeline_on_three_nodes(cluster, tmp_path):
                         fleet={"tick_min": 60, "batch_size": 5000})
     summary = run_pipeline(config, {"patients": {"n": 120, "seed": 5}, "duration_min": 1440},
                            address=cluster.address, progress=lambda _: None)
-    assert summary["shards"] == 2 and summary["nodes"] == 2  # one shard on each worker node
-    assert summary["readings_acked"] == summary["readings_sent"] > 120 * 200
-    assert summary["acked_equals_lake"] and summary["lake_rows"] == summary["readings_acked"]
-    assert sum(summary["alerts_by_type"].values()) > 0
+    assert summary.shards == 2 and summary.nodes == 2  # one shard on each worker node
+    assert summary.readings_acked == summary.readings_sent > 120 * 200
+    assert summary.acked_equals_lake and summary.lake_rows == summary.readings_acked
+    assert sum(summary.alerts_by_type.values()) > 0
 
-    lake = Lake(summary["lake"])
+    lake = Lake(summary.lake)
     assert lake.patients().num_rows == 120  # the shards' attribute files were loaded
-    metrics = pq.read_table(f"{summary['cohort_dir']}/patient_metrics.parquet")
-    assert metrics.num_rows == 120 and summary["cohort"]["patients"] == 120
-    groups = summary["cohort"]["groups"]["age_group"]
+    metrics = pq.read_table(f"{summary.cohort_dir}/patient_metrics.parquet")
+    assert metrics.num_rows == 120 and summary.cohort["patients"] == 120
+    groups = summary.cohort["groups"]["age_group"]
     assert sum(g["patients"] for g in groups.values()) == 120
-    assert open(summary["report"]["pdf"], "rb").read(4) == b"%PDF"
-    assert json.loads(open(summary["summary_file"]).read())["lake_rows"] == summary["lake_rows"]
+    assert open(summary.report["pdf"], "rb").read(4) == b"%PDF"
+    assert json.loads(open(summary.summary_file).read())["lake_rows"] == summary.lake_rows
     text = format_summary(summary)
-    assert f"{summary['readings_acked']:,} acknowledged by the ingest == " in text
+    assert f"{summary.readings_acked:,} acknowledged by the ingest == " in text
     assert "age_group=adult" in text

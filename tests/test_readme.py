@@ -15,7 +15,7 @@ import pytest
 
 from cgm_ray.cli import build_parser
 
-from .conftest import SHARED
+from .conftest import DATA
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"<!-- readme-test: (run|parse) -->\n```bash\n(.*?)```", re.S)
@@ -46,20 +46,18 @@ def test_commands_parse_and_name_real_files(argv):
     args = build_parser().parse_args(argv)
     assert callable(args.func)
     for value in vars(args).values():
-        if isinstance(value, str) and value.startswith("configs/"):
+        if isinstance(value, str) and value.startswith(("configs/", "tests/data/")):
             assert (ROOT / value).is_file(), value
 
 
 @pytest.mark.parametrize("body", blocks("run"), ids=lambda b: b.split()[1])
 def test_run_blocks_work_as_written(body, tmp_path):
-    """Run in a scratch copy of the layout the README assumes (``.venv``, ``configs``, ``../shared``)."""
-    if "../shared" in body and not SHARED.is_dir():
-        pytest.skip(f"the block reads ../shared, absent here ({SHARED})")
+    """Run in a scratch copy of the layout the README assumes (``.venv``, ``configs``, ``tests/data``)."""
     work = tmp_path / "repo"
-    work.mkdir()
+    (work / "tests").mkdir(parents=True)
     for name in (".venv", "configs"):
         (work / name).symlink_to(ROOT / name)
-    (tmp_path / "shared").symlink_to(SHARED)
+    (work / "tests" / "data").symlink_to(DATA)
     env = {**os.environ, "RAY_ADDRESS": ""}  # each command starts (and stops) its own Ray
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", body], cwd=work, env=env,
                             capture_output=True, text=True, timeout=600)

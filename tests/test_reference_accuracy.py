@@ -6,12 +6,12 @@ import csv
 
 import numpy as np
 
+from simulators.engine import Simulation
 from simulators.meals import FixedMeals
 from simulators.models import get_model
 from simulators.population import reference_cohort
 from simulators.scenario import parse_scenario
 from simulators.sensor import get_sensor
-from simulators.engine import Simulation
 from simulators.therapy import Therapy
 
 TOLERANCE_MGDL = 0.5

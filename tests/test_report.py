@@ -9,15 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cgm_ray import metrics_cli
-from cgm_ray.cgm_grid import NS_PER_MIN, group_readings
+from cgm_ray.cli import metrics as metrics_cli
 from cgm_ray.errors import ConfigError
-from cgm_ray.metrics import glucose_metrics
-from cgm_ray.report import ReportFiles, render_report
-from cgm_ray.targets import CONSENSUS_TARGETS
-from tests.conftest import SHARED
+from cgm_ray.glucose.grid import NS_PER_MIN, group_readings
+from cgm_ray.glucose.metrics import glucose_metrics
+from cgm_ray.glucose.targets import CONSENSUS_TARGETS
+from cgm_ray.lake.report import ReportFiles, render_report
+from tests.conftest import IGLU_CSV
 
-IGLU_CSV = SHARED / "reference" / "iglu" / "example_data_5_subject.csv"
 T0_NS = int(np.datetime64("2024-03-01T00:00:00", "ns").astype(np.int64))
 ODD_ID = 'pt <&> "7"'
 
@@ -76,8 +75,6 @@ def _synthetic_days(days: int = 14) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def iglu_report(tmp_path_factory) -> tuple[ReportFiles, dict]:
-    if not IGLU_CSV.is_file():
-        pytest.skip(f"iglu reference data absent: {IGLU_CSV} (the ../shared folder beside the repo)")
     readings = metrics_cli.read_readings(IGLU_CSV)
     time_ns, gl = readings.subject(0)
     files = render_report(str(readings.ids[0]), time_ns, gl, tmp_path_factory.mktemp("iglu"),

@@ -10,7 +10,7 @@ that a reader of the landing area would count.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from actors.sinks.base import Delivery, Window
 from cgm_ray.fs import open_filesystem, write_parquet_atomic
@@ -25,7 +25,7 @@ class ParquetSink:
 
     def file_path(self, window: Window) -> str:
         day = datetime.fromtimestamp((window.start_ms + window.t0_min * 60_000) / 1000,
-                                     tz=timezone.utc).strftime("%Y-%m-%d")
+                                     tz=UTC).strftime("%Y-%m-%d")
         return f"{self.root}/date={day}/fleet-s{window.shard:05d}-m{window.t0_min:010d}.parquet"
 
     def deliver(self, window: Window) -> Delivery:

@@ -4,92 +4,44 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from cgm_ray.cli.ray_runtime import init_ray
+from cgm_ray.client import check_target
 from cgm_ray.errors import ConfigError
-from cgm_ray.ray_runtime import init_ray
 
-PROGRESS_EVERY_S = 1.0
-LOG_PROGRESS_EVERY_S = 5.0
-
-
-def run_fleet(config, quiet: bool, max_wall_s: float | None = None) -> dict:
-    """Run a fleet to completion (or ``max_wall_s``), printing a progress line; return the report."""
-    import ray
-
-    from actors.fleet import Fleet
-    from actors.sinks.http import alerts_fired
-
-    sink = config.sink
-    alerts_before = alerts_fired(sink.url, sink.secret_env) if sink.kind == "http" else 0
-    # A terminal gets one line rewritten in place; a log file a line every few seconds.
-    tty = sys.stderr.isatty()
-    every_s = PROGRESS_EVERY_S if tty else LOG_PROGRESS_EVERY_S
-    fleet = Fleet(config).start()
-    nodes = len(set(ray.get([shard.node_id.remote() for shard in fleet.shards])))
-    last = (time.monotonic(), 0)
-    try:
-        while True:
-            status = fleet.wait(every_s)
-            now = time.monotonic()
-            if not quiet:
-                rate = (status.acked - max(last[1], status.start_acked)) / max(now - last[0], 1e-9)
-                print(("\r" if tty else "") + f"sim {status.minute:>7}/{status.duration_min} min | "
-                      f"{status.acked:>12,} readings ({rate:>9,.0f}/s) | "
-                      f"{status.failed:,} failed | lag {status.lag_min} min",
-                      end="" if tty else "\n", file=sys.stderr, flush=True)
-            last = (now, status.acked)
-            if status.state in ("finished", "failed"):
-                break
-            if max_wall_s is not None and status.wall_s >= max_wall_s:
-                break
-    except KeyboardInterrupt:
-        pass
-    status = fleet.stop()
-    if not quiet and tty:
-        print(file=sys.stderr)
-    latencies = np.concatenate([np.asarray(s.latency_ms, float) for s in status.shards] or [[]])
-    p50, p95, p99 = (np.percentile(latencies, [50, 95, 99]) if len(latencies) else [None] * 3)
-    return {
-        "state": status.state, "error": status.error, "sensors": status.sensors,
-        "shards": len(status.shards), "nodes": nodes, "simulated_min": status.minute,
-        "startup_s": round(status.startup_s, 3), "duration_s": round(status.wall_s, 3),
-        "readings_sent": status.produced, "readings_acked": status.acked,
-        "readings_failed": status.failed,
-        "readings_per_s": (round((status.acked - status.start_acked) / status.wall_s, 1)
-                           if status.wall_s else 0.0),
-        "latency_ms": {"p50": p50, "p95": p95, "p99": p99}, "lag_min": status.lag_min,
-        # Alerts the ingest fired meanwhile; a Parquet sink has no alerting behind it.
-        "alerts_received": (alerts_fired(sink.url, sink.secret_env) - alerts_before
-                            if sink.kind == "http" else 0),
-    }
+if TYPE_CHECKING:
+    from actors.config import FleetConfig
+    from actors.run import FleetReport
 
 
-def _print_report(report: dict, as_json: bool) -> int:
+def _run(config: FleetConfig, quiet: bool, max_wall_s: float | None = None) -> FleetReport:
+    from actors.run import ProgressLine, run_fleet
+
+    return run_fleet(config, None if quiet else ProgressLine(), max_wall_s)
+
+
+def _print_report(report: FleetReport, as_json: bool) -> int:
     if as_json:
-        print(json.dumps(report))
+        print(json.dumps(report.as_dict()))
     else:
-        lat = report["latency_ms"]
+        lat = report.latency_ms
         fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-        print(f"{report['state']}: {report['sensors']:,} sensors on {report['shards']} shards, "
-              f"{report['simulated_min']:,} simulated min in {report['duration_s']:.1f} s "
-              f"(after {report['startup_s']:.1f} s start-up)\n"
-              f"  readings sent {report['readings_sent']:,}, acked {report['readings_acked']:,}, "
-              f"failed {report['readings_failed']:,} ({report['readings_per_s']:,.0f}/s)\n"
-              f"  window delivery latency ms p50 {fmt(lat['p50'])} p95 {fmt(lat['p95'])} "
-              f"p99 {fmt(lat['p99'])}")
-        if report["error"]:
-            print(f"  error: {report['error']}")
-    return 0 if report["state"] in ("finished", "stopped") and not report["error"] else 1
+        print(f"{report.state}: {report.sensors:,} sensors on {report.shards} shards, "
+              f"{report.simulated_min:,} simulated min in {report.duration_s:.1f} s "
+              f"(after {report.startup_s:.1f} s start-up)\n"
+              f"  readings sent {report.readings_sent:,}, acked {report.readings_acked:,}, "
+              f"failed {report.readings_failed:,} ({report.readings_per_s:,.0f}/s)\n"
+              f"  window delivery latency ms p50 {fmt(lat.p50)} p95 {fmt(lat.p95)} "
+              f"p99 {fmt(lat.p99)}")
+        if report.error:
+            print(f"  error: {report.error}")
+    return 0 if report.ok else 1
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
     """Run the fleet a config file describes (see configs/fleet.yaml)."""
     from actors.config import load_fleet_config
-    from actors.sinks.http import check_target
 
     config = load_fleet_config(args.config)
     if args.speedup is not None:
@@ -97,13 +49,12 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     if config.sink.kind == "http":
         check_target(config.sink.url, config.sink.secret_env)
     init_ray(args.address)
-    return _print_report(run_fleet(config, args.quiet or args.json), args.json)
+    return _print_report(_run(config, args.quiet or args.json), args.json)
 
 
 def cmd_loadtest(args: argparse.Namespace) -> int:
     """N virtual sensors at a speed-up factor for a wall-clock duration."""
     from actors.config import parse_fleet_config
-    from actors.sinks.http import check_target
 
     if args.sensors < 1:
         raise ConfigError("--sensors", f"must be at least 1, got {args.sensors}")
@@ -123,9 +74,9 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     if args.target:
         check_target(args.target)
     init_ray(args.address)
-    report = run_fleet(config, args.quiet or args.json, max_wall_s=args.duration)
-    if report["state"] == "stopped" and report["error"] is None:
-        report["state"] = "finished"  # the wall-clock duration ran out, as asked
+    report = _run(config, args.quiet or args.json, max_wall_s=args.duration)
+    if report.state == "stopped" and report.error is None:
+        report.state = "finished"  # the wall-clock duration ran out, as asked
     return _print_report(report, args.json)
 
 

@@ -1,4 +1,4 @@
-"""The ``cgm-ray`` command line."""
+"""``cgm-ray simulate``: a scenario file into Parquet readings (and the true-glucose trace)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from cgm_ray.demo import add_commands as demo_commands
-from cgm_ray.errors import CgmRayError
-from cgm_ray.fleet_cli import add_commands as fleet_commands
-from cgm_ray.lake_cli import add_commands as lake_commands
-from cgm_ray.metrics_cli import add_commands as metrics_commands
-from cgm_ray.serve_cli import add_commands as serve_commands
-from cgm_ray.schema import (READING_SCHEMA, TRACE_SCHEMA, ReadingEncoder, patients_table,
-                            trace_table)
+from cgm_ray.schema import READING_SCHEMA, TRACE_SCHEMA
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Run a scenario file and write readings (and the true-glucose trace) as Parquet."""
     from tqdm import tqdm
 
+    from simulators.encoding import ReadingEncoder, patients_table, trace_table
     from simulators.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
@@ -56,9 +50,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cgm-ray", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``simulate`` on the ``cgm-ray`` parser."""
     sim = sub.add_parser("simulate", help="simulate a scenario file into Parquet",
                          description=cmd_simulate.__doc__)
     sim.add_argument("scenario", help="scenario file (.yaml, .yml or .json)")
@@ -69,26 +62,3 @@ def build_parser() -> argparse.ArgumentParser:
                      help="simulated minutes per compiled step (memory vs. overhead)")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(func=cmd_simulate)
-    fleet_commands(sub)
-    serve_commands(sub)
-    metrics_commands(sub)
-    lake_commands(sub)
-    demo_commands(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: errors users can fix are printed as one line with exit code 2."""
-    args = build_parser().parse_args(argv)
-    if getattr(args, "chunk_min", 1) < 1:
-        print("cgm-ray: error: --chunk-min must be at least 1", file=sys.stderr)
-        return 2
-    try:
-        return args.func(args)
-    except CgmRayError as exc:
-        print(f"cgm-ray: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from cgm_ray.cgm_grid import NS_PER_DAY, NS_PER_MIN, DayGrid, Readings, day_grid
-from cgm_ray.episodes import EPISODE_COLUMNS, episodes_from_grid
-from cgm_ray.mage import MAGE_GRID_MIN, mage_ma
+from cgm_ray.glucose.episodes import EPISODE_COLUMNS, episodes_from_grid
+from cgm_ray.glucose.grid import NS_PER_DAY, NS_PER_MIN, DayGrid, Readings, day_grid
+from cgm_ray.glucose.mage import MAGE_GRID_MIN, mage_ma
+from cgm_ray.glucose.risk import RISK_NEUTRAL_MGDL, risk_index, symmetrised_bg
 
 # Ranges as iglu names them: in-range bounds inclusive, below/above strict.
 IN_RANGES_MGDL = ((70, 180), (63, 140), (70, 140))
@@ -34,16 +35,6 @@ METRIC_COLUMNS = (
     "mage", "modd", *(f"conga{h}" for h in CONGA_HOURS),
     *EPISODE_COLUMNS,
 )
-
-
-def risk_index(glucose_mgdl: np.ndarray) -> np.ndarray:
-    """Kovatchev's symmetric risk r(G) = 10*f(G)^2, f = 1.509*((ln G)^1.084 - 5.381).
-
-    0 at 112.5 mg/dL, about 100 at 20 or 600 mg/dL; LBGI/HBGI are its means over the
-    readings below/above 112.5.
-    """
-    g = np.clip(glucose_mgdl, 1.0, None)
-    return 10.0 * (1.509 * (np.log(g) ** 1.084 - 5.381)) ** 2
 
 
 def gmi_percent(mean_mgdl: np.ndarray) -> np.ndarray:
@@ -111,9 +102,9 @@ def reading_metrics(readings: Readings) -> dict[str, np.ndarray]:
     def mean_of(values: np.ndarray) -> np.ndarray:
         return _subject_mean(sid, values, n)
 
-    f = 1.509 * (np.log(g) ** 1.084 - 5.381)
-    out.update(lbgi=mean_of(np.where(g < 112.5, 10.0 * f ** 2, 0.0)),
-               hbgi=mean_of(np.where(g >= 112.5, 10.0 * f ** 2, 0.0)),
+    risk = risk_index(g)
+    out.update(lbgi=mean_of(np.where(g < RISK_NEUTRAL_MGDL, risk, 0.0)),
+               hbgi=mean_of(np.where(g >= RISK_NEUTRAL_MGDL, risk, 0.0)),
                j_index=0.001 * (out["mean"] + out["sd"]) ** 2)
     gri = (3.0 * out["below_54"] + 2.4 * (out["below_70"] - out["below_54"])
            + 1.6 * out["above_250"] + 0.8 * (out["above_180"] - out["above_250"]))
@@ -136,7 +127,7 @@ def _adrr(readings: Readings) -> np.ndarray:
     starts = np.flatnonzero(new_day)
     if len(starts) == 0:
         return np.full(readings.n_subjects, np.nan)
-    bgi = np.log(g) ** 1.084 - 5.381
+    bgi = symmetrised_bg(g)
     high = np.maximum(np.maximum.reduceat(bgi, starts), 0.0)
     low = np.minimum(np.minimum.reduceat(bgi, starts), 0.0)
     daily_risk = ADRR_RISK_CONSTANT * (high ** 2 + low ** 2)

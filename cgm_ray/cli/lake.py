@@ -9,21 +9,16 @@ from dataclasses import asdict
 from datetime import date
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from cgm_ray.errors import ConfigError
-from cgm_ray.fs import open_filesystem
-from cgm_ray.lake import DEFAULT_BUCKETS, Lake
-from cgm_ray.ray_runtime import init_ray, configure_ray_data
+from cgm_ray.cli.ray_runtime import init_ray
+from cgm_ray.lake.store import DEFAULT_BUCKETS, Lake
 
 DEFAULT_LAKE = "out/lake"
-COHORT_TABLE_COLUMNS = (("mean", "mean"), ("in_range_70_180", "TIR%"), ("below_70", "TBR%"),
-                        ("above_180", "TAR%"), ("cv", "CV%"))
 
 
 def cmd_etl(args: argparse.Namespace) -> int:
     """Load the landing area (and any --import files) into the Parquet lake."""
-    from cgm_ray.etl import discover_inputs, run_etl
+    from cgm_ray.lake.etl import discover_inputs, run_etl
 
     lake = Lake(args.lake, args.buckets, create=True)
     inputs = discover_inputs(lake, args.imports, args.patients)
@@ -48,7 +43,7 @@ def cmd_etl(args: argparse.Namespace) -> int:
 
 def cmd_cohort(args: argparse.Namespace) -> int:
     """Per-patient consensus metrics over the lake and cohort aggregates by attribute."""
-    from cgm_ray.cohort import run_cohort
+    from cgm_ray.lake.cohort import cohort_table, run_cohort
 
     lake = Lake(args.lake)
     group_by = tuple(g for g in (args.group_by or "").split(",") if g)
@@ -60,36 +55,19 @@ def cmd_cohort(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.summary))
         return 0
-    print(format_cohort_table(result.summary))
+    print(cohort_table(result.summary))
     print(f"{result.summary['patients']:,} patients, {result.summary['readings']:,} readings "
           f"in {result.seconds:.1f} s; written to {result.location}")
     return 0
 
 
-def format_cohort_table(summary: dict) -> str:
-    """The cohort summary as a text table: one line per group, medians and % meeting targets."""
-    head = f"{'group':<24} {'patients':>8} " + " ".join(f"{h:>7}" for _, h in COHORT_TABLE_COLUMNS)
-    lines = [head + f" {'targets':>8}"]
-    for column, groups in summary["groups"].items():
-        for value, stats in groups.items():
-            label = "all" if column == "all" else f"{column}={value}"
-            cells = []
-            for key, _ in COHORT_TABLE_COLUMNS:
-                median = stats["metrics"].get(key, {}).get("median")
-                cells.append(f"{median:>7.1f}" if median is not None else f"{'-':>7}")
-            met = stats["targets_met_percent"]["all"]
-            lines.append(f"{label:<24} {stats['patients']:>8} " + " ".join(cells)
-                         + (f" {met:>7.1f}%" if met is not None else f" {'-':>8}"))
-    return "\n".join(lines)
-
-
 def cmd_report(args: argparse.Namespace) -> int:
     """The AGP report of one patient, as HTML and PDF."""
-    from cgm_ray.report import render_report
+    from cgm_ray.lake.report import render_report
 
     lake = Lake(args.lake)
-    table = patient_readings(lake, args.patient, args.start, args.end)
-    attributes = _attributes_of(lake, args.patient)
+    table = lake.patient_readings(args.patient, args.start, args.end)
+    attributes = lake.patient_attributes(args.patient)
     time_ns = table.column("ts").cast(pa.int64()).to_numpy() * 1_000_000
     files = render_report(args.patient, time_ns, table.column("glucose_mgdl").to_numpy(),
                           args.out, attributes)
@@ -97,53 +75,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def patient_readings(lake: Lake, patient_id: str, start: date | None = None,
-                     end: date | None = None) -> pa.Table:
-    """One patient's readings from the lake, sorted by time (reads only its bucket)."""
-    bucket = int(lake.bucket_of(pa.array([patient_id]))[0])
-    files = lake.readings_files(start, end, buckets={bucket})
-    table = lake.read([lake.path(f.path) for f in files]) if files else None
-    if table is not None:
-        table = table.filter(pc.equal(table.column("patient_id"), patient_id))
-    if table is None or table.num_rows == 0:
-        raise ConfigError("patient", f"no readings of patient {patient_id!r} in {lake.uri}"
-                                     + (f" between {start} and {end}" if start or end else ""))
-    return table.sort_by("ts")
-
-
-def _attributes_of(lake: Lake, patient_id: str) -> dict:
-    patients = lake.patients()
-    if patients is None:
-        return {}
-    rows = patients.filter(pc.equal(patients.column("patient_id"), patient_id)).to_pylist()
-    return {k: v for k, v in rows[0].items() if k != "patient_id"} if rows else {}
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     """Readings as JSON or Avro files, one per sensor, for sharing."""
-    from cgm_ray.exports import write_sensor_exports
+    from cgm_ray.lake.exports import export_lake
 
     lake = Lake(args.lake)
-    files = lake.readings_files(args.start, args.end)
-    if not files:
-        raise ConfigError("lake", f"{lake.uri} has no readings in that window")
-    out_fs, out_root = open_filesystem(args.out)
-    out_fs.create_dir(out_root, recursive=True)
     init_ray(args.address)
-    import ray
-
-    by_bucket: dict[int, list[str]] = {}
-    for f in files:
-        by_bucket.setdefault(f.bucket, []).append(lake.path(f.path))
-
-    def export_bucket(row: dict) -> dict:
-        written = write_sensor_exports(lake.read(row["paths"]), out_root, args.format, out_fs)
-        return {"files": len(written)}
-
-    configure_ray_data()
-    ds = ray.data.from_items([{"paths": p} for p in by_bucket.values()],
-                             override_num_blocks=len(by_bucket))
-    n_files = sum(r["files"] for r in ds.map(export_bucket).take_all())
+    n_files = export_lake(lake, args.out, args.format, args.start, args.end)
     print(f"exported {n_files:,} sensors as {args.format} into {args.out}")
     return 0
 

@@ -1,11 +1,11 @@
-"""Ray metrics of the ETL, counted inside its tasks (long-lived workers export them)."""
+"""Prometheus counters of the ETL (Ray metrics), counted inside its tasks (long-lived workers export them)."""
 
 from __future__ import annotations
 
 from functools import cache
 
 
-class EtlMetrics:
+class EtlCounters:
     """Counters ``cgm_etl_*``: readings loaded and duplicate, rows and files rejected."""
 
     def __init__(self) -> None:
@@ -32,6 +32,6 @@ class EtlMetrics:
 
 
 @cache
-def etl_metrics() -> EtlMetrics:
+def etl_counters() -> EtlCounters:
     """This worker's ETL counters (created once per process)."""
-    return EtlMetrics()
+    return EtlCounters()

@@ -23,10 +23,10 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
-from cgm_ray.cgm_grid import INTER_GAP_MIN, NS_PER_DAY, NS_PER_MIN, day_grid, group_readings
 from cgm_ray.errors import ConfigError
-from cgm_ray.metrics import agp_percentiles, glucose_metrics
-from cgm_ray.targets import CONSENSUS_TARGETS, MIN_ACTIVE_PERCENT, MIN_DAYS, data_sufficient
+from cgm_ray.glucose.grid import INTER_GAP_MIN, NS_PER_DAY, NS_PER_MIN, day_grid, group_readings
+from cgm_ray.glucose.metrics import agp_percentiles, glucose_metrics
+from cgm_ray.glucose.targets import CONSENSUS_TARGETS, MIN_ACTIVE_PERCENT, MIN_DAYS, data_sufficient
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Band:
     color: str
 
 
-# The report's ranges and layout (the targets themselves are in cgm_ray.targets).
+# The report's ranges and layout (the targets themselves are in cgm_ray.glucose.targets).
 TARGET_RANGE_MGDL = (70.0, 180.0)
 BANDS = (Band("Very high", ">250", "#E8743B"), Band("High", "181-250", "#F2C12E"),
          Band("Target", "70-180", "#3BA55C"), Band("Low", "54-69", "#E5383B"),
@@ -114,6 +114,29 @@ def _date(ns: int) -> str:
     return str(np.datetime64(int(ns), "ns").astype("datetime64[D]"))
 
 
+# Attribute name suffix -> (unit shown, decimals): values are rounded to what a clinician
+# reads (a weight to 0.1 kg, a carb ratio to 1 g/U), never printed with float noise.
+UNIT_SUFFIXES = (("_mgdl_per_u", "mg/dL per U", 0), ("_g_per_u", "g/U", 0),
+                 ("_u_per_h", "U/h", 2), ("_u_per_day", "U/day", 1), ("_kg", "kg", 1),
+                 ("_years", "years", 0), ("_mgdl", "mg/dL", 0), ("_percent", "%", 1))
+
+
+def _attribute_row(key: object, value: object) -> tuple[str, str]:
+    """An attribute as a (label, text) row: ``weight_kg`` 25.3219 -> ("Weight", "25.3 kg")."""
+    name = str(key)
+    unit, decimals = "", None
+    for suffix, suffix_unit, suffix_decimals in UNIT_SUFFIXES:
+        if name.endswith(suffix):
+            name, unit, decimals = name[: -len(suffix)], suffix_unit, suffix_decimals
+            break
+    if isinstance(value, float) and not isinstance(value, bool):
+        text = "n/a" if not np.isfinite(value) else (
+            f"{value:,.{decimals}f}" if decimals is not None else f"{value:.3g}")
+    else:
+        text = str(value)
+    return _label(name), f"{text} {unit}".strip() if text != "n/a" else text
+
+
 def _label(key: object) -> str:
     """An attribute key as a row label: ``sensor_model`` -> "Sensor model" (HbA1c kept)."""
     text = str(key).replace("_", " ")
@@ -135,7 +158,7 @@ def _tables(patient_id: str, t: np.ndarray, g: np.ndarray, m: dict, attributes: 
                    f"{active:.1f} % CGM active (consensus: {MIN_DAYS} days "
                    f"with ≥ {MIN_ACTIVE_PERCENT:.0f} % of possible readings).")
     patient = [("Patient", patient_id),
-               *((_label(k), str(v)) for k, v in attributes.items()),
+               *(_attribute_row(k, v) for k, v in attributes.items()),
                ("Report period", f"{_date(t[0])} to {_date(t[-1])}"),
                ("Days of wear", f"{days:.1f}"), ("Time CGM active", _fmt(active, ".1f", " %")),
                ("Readings", f"{len(g):,}")]
@@ -200,17 +223,21 @@ def _target_band(ax: Axes) -> None:
 
 
 def _daily_figure(t: np.ndarray, g: np.ndarray, patient_id: str) -> Figure:
-    """One panel per calendar day (the last 14), readings joined except across gaps > 45 min."""
-    fig = Figure(figsize=A4_LANDSCAPE_IN)
+    """The last 14 calendar days in full-width rows of 7, one panel per day, readings joined
+    except across gaps > 45 min; days without readings keep their (empty) panel, so every
+    row spans the page whatever the record's length."""
+    days = np.arange(t[0] // NS_PER_DAY, t[-1] // NS_PER_DAY + 1)[-DAILY_PANELS:]
+    rows = -(-len(days) // DAILY_COLUMNS)
+    width, height = A4_LANDSCAPE_IN
+    fig = Figure(figsize=(width, 1.0 + (height - 1.0) * rows / (DAILY_PANELS // DAILY_COLUMNS)))
     fig.suptitle(f"Daily glucose profiles: patient {patient_id}", x=0.06, ha="left", fontsize=13,
                  parse_math=False)
-    rows = DAILY_PANELS // DAILY_COLUMNS
-    axes = fig.subplots(rows, DAILY_COLUMNS, sharey=True,
+    axes = fig.subplots(rows, DAILY_COLUMNS, sharey=True, squeeze=False,
                         gridspec_kw={"wspace": 0.08, "hspace": 0.3})
-    days = np.arange(t[0] // NS_PER_DAY, t[-1] // NS_PER_DAY + 1)[-DAILY_PANELS:]
     ymax = max(350.0, float(g.max()) + 10)
     lo, hi = TARGET_RANGE_MGDL
-    for ax, day in zip(axes.ravel(), days):
+    for k, ax in enumerate(axes.ravel()):
+        day = days[0] + k
         keep = (t // NS_PER_DAY) == day
         hours = (t[keep] - day * NS_PER_DAY) / (60 * NS_PER_MIN)
         gl = g[keep]
@@ -221,10 +248,7 @@ def _daily_figure(t: np.ndarray, g: np.ndarray, patient_id: str) -> Figure:
         ax.fill_between(hours, gl, lo, where=gl < lo, interpolate=True, color=BANDS[3].color, lw=0)
         ax.plot(hours, gl, color="#333333", lw=0.8)
         label = np.datetime64(int(day), "D").item().strftime("%a %d %b")
-        ax.set_title(label, fontsize=9)
-    for ax in axes.ravel()[len(days):]:
-        ax.axis("off")
-    for ax in axes.ravel():
+        ax.set_title(label, fontsize=9, color="#333333" if keep.any() else "#999999")
         ax.set(xlim=(0, 24), ylim=(0, ymax), xticks=[0, 6, 12, 18, 24], yticks=[54, 70, 180, 250])
         ax.set_xticklabels(["", "06", "12", "18", ""])
         ax.tick_params(labelsize=7)

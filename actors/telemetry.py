@@ -1,4 +1,4 @@
-"""The fleet's Ray metrics (exported with a ``ray_`` prefix; tagged by shard)."""
+"""The fleet's Prometheus telemetry as Ray metrics (exported with a ``ray_`` prefix, by shard)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from ray.util import metrics
 LATENCY_BOUNDARIES_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
 
 
-class ShardMetrics:
+class ShardTelemetry:
     """Counters and gauges one shard actor reports."""
 
     def __init__(self, shard: int) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import time
-import zlib
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 
@@ -34,6 +33,7 @@ import pyarrow.parquet as pq
 from cgm_ray.errors import CgmRayError, ConfigError
 from cgm_ray.fs import open_filesystem, write_bytes_atomic
 from cgm_ray.schema import LAKE_SCHEMA
+from cgm_ray.sharding import shard_of, shards_of
 
 LAKE_FORMAT = 1
 DEFAULT_BUCKETS = 16
@@ -141,15 +141,8 @@ class Lake:
 
     # -- bucketing ---------------------------------------------------------------------
     def bucket_of(self, patient_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
-        """Bucket of every row's patient: ``crc32(utf-8 id) % buckets`` (stable everywhere)."""
-        encoded = pc.dictionary_encode(patient_ids)
-        if isinstance(encoded, pa.ChunkedArray):
-            encoded = encoded.unify_dictionaries().combine_chunks() if encoded.num_chunks else \
-                pa.DictionaryArray.from_arrays(pa.array([], pa.int32()), pa.array([], pa.string()))
-        names = encoded.dictionary.to_pylist()
-        per_name = np.array([zlib.crc32(n.encode()) % self.buckets for n in names], np.int32)
-        return per_name[encoded.indices.to_numpy(zero_copy_only=False)] if len(names) else \
-            np.zeros(0, np.int32)
+        """Bucket of every row's patient: ``cgm_ray.sharding.shards_of`` over the buckets."""
+        return shards_of(patient_ids, self.buckets)
 
     # -- snapshots ---------------------------------------------------------------------
     def _versions(self) -> list[int]:
@@ -201,6 +194,37 @@ class Lake:
         files = [f for f in self.snapshot().files.values()
                  if lo <= f.date <= hi and (buckets is None or f.bucket in buckets)]
         return sorted(files, key=lambda f: (f.bucket, f.date, f.path))
+
+    def files_by_bucket(self, start: date | None = None, end: date | None = None
+                        ) -> dict[int, list[str]]:
+        """Full paths of the live readings files dated in [start, end], grouped by bucket:
+        the work list of every per-bucket job."""
+        by_bucket: dict[int, list[str]] = {}
+        for f in self.readings_files(start, end):
+            by_bucket.setdefault(f.bucket, []).append(self.path(f.path))
+        return by_bucket
+
+    def patient_readings(self, patient_id: str, start: date | None = None,
+                         end: date | None = None) -> pa.Table:
+        """One patient's readings sorted by time, reading only its bucket; ConfigError if none."""
+        bucket = shard_of(patient_id, self.buckets)
+        files = self.readings_files(start, end, buckets={bucket})
+        table = self.read([self.path(f.path) for f in files]) if files else None
+        if table is not None:
+            table = table.filter(pc.equal(table.column("patient_id"), patient_id))
+        if table is None or table.num_rows == 0:
+            window = f" between {start} and {end}" if start or end else ""
+            raise ConfigError("patient", f"no readings of patient {patient_id!r} in "
+                                         f"{self.uri}{window}")
+        return table.sort_by("ts")
+
+    def patient_attributes(self, patient_id: str) -> dict[str, object]:
+        """One patient's attribute row without its id ({} when the lake has none for it)."""
+        patients = self.patients()
+        if patients is None:
+            return {}
+        rows = patients.filter(pc.equal(patients.column("patient_id"), patient_id)).to_pylist()
+        return {k: v for k, v in rows[0].items() if k != "patient_id"} if rows else {}
 
     def read(self, paths: list[str], columns: list[str] | None = None) -> pa.Table:
         """Whole readings (or staging) files as LAKE_SCHEMA rows; no Hive columns from paths."""

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import Field
 
 from cgm_ray.config import Strict
-from cgm_ray.trend import ar2_forecast, slope_mgdl_per_min
+from cgm_ray.glucose.trend import ar2_forecast, slope_mgdl_per_min
 
 MINUTE_MS = 60_000
 
@@ -104,6 +104,17 @@ _STATE_FIELDS = {
 class AlertEngine:
     """Alert state of many sensor slots; grows as slots are added."""
 
+    # One row per slot, allocated from ``_STATE_FIELDS``.
+    last_ts: np.ndarray
+    last_g: np.ndarray
+    prev_ts: np.ndarray
+    prev_g: np.ndarray
+    active: np.ndarray
+    muted: np.ndarray
+    expires_ms: np.ndarray
+    snoozed_until: np.ndarray
+    settings: np.ndarray
+
     def __init__(self, capacity: int = 1024) -> None:
         self._n = 0
         self._alloc(capacity)
@@ -165,10 +176,12 @@ class AlertEngine:
         hyst = st[:, S_HYST]
         held = lambda t: (was >> t) & 1 == 1  # noqa: E731
         cond = {
-            AlertType.URGENT_LOW: (g < st[:, S_UL]) | (held(AlertType.URGENT_LOW) & (g < st[:, S_UL] + hyst)),
+            AlertType.URGENT_LOW: (g < st[:, S_UL])
+            | (held(AlertType.URGENT_LOW) & (g < st[:, S_UL] + hyst)),
             AlertType.LOW: (g < st[:, S_LOW]) | (held(AlertType.LOW) & (g < st[:, S_LOW] + hyst)),
             AlertType.HIGH: (g > st[:, S_HIGH]) | (held(AlertType.HIGH) & (g > st[:, S_HIGH] - hyst)),
-            AlertType.URGENT_HIGH: (g > st[:, S_UH]) | (held(AlertType.URGENT_HIGH) & (g > st[:, S_UH] - hyst)),
+            AlertType.URGENT_HIGH: (g > st[:, S_UH])
+            | (held(AlertType.URGENT_HIGH) & (g > st[:, S_UH] - hyst)),
             AlertType.FALL: slope <= -st[:, S_RATE],
             AlertType.RISE: slope >= st[:, S_RATE],
         }

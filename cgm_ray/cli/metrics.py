@@ -1,8 +1,9 @@
 """``cgm-ray metrics INPUT --out OUT``: iglu's metrics for a CGM export, one row per subject.
 
-INPUT is CSV or Parquet in iglu's format (columns ``id``, ``time``, ``gl`` in mg/dL; other
-columns are ignored); OUT is written as CSV, Parquet or JSON (a list of row objects) by its
-extension. Naive times are wall-clock times; tz-aware ones are taken in UTC.
+INPUT is any format the lake reads (CSV, Parquet, JSON, Arrow, Avro) in iglu's layout
+(columns ``id``, ``time``, ``gl`` in mg/dL; other columns are ignored); OUT is written as
+CSV, Parquet or JSON (a list of row objects) by its extension. Naive times are wall-clock
+times; tz-aware ones are taken in UTC.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from cgm_ray.cgm_grid import Readings, group_readings
 from cgm_ray.errors import ConfigError
-from cgm_ray.metrics import glucose_metrics
+from cgm_ray.glucose.grid import Readings, group_readings
+from cgm_ray.glucose.metrics import glucose_metrics
+from cgm_ray.lake.sources import SourceError, read_table
 
 REQUIRED_COLUMNS = ("id", "time", "gl")
 OUTPUT_FORMATS = (".csv", ".parquet", ".json")
@@ -44,16 +47,10 @@ def read_readings(path: str | Path) -> Readings:
 def _read_table(path: Path) -> pa.Table:
     if not path.is_file():
         raise ConfigError(str(path), "input file not found")
-    suffix = path.suffix.lower()
     try:
-        if suffix == ".parquet":
-            return pq.read_table(path)
-        if suffix in (".csv", ".txt"):
-            options = pacsv.ConvertOptions(column_types={"id": pa.string(), "time": pa.string()})
-            return pacsv.read_csv(path, convert_options=options)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ConfigError(str(path), f"cannot read {suffix[1:]} file: {exc}") from exc
-    raise ConfigError(str(path), f"unknown input extension {suffix!r}: use .csv or .parquet")
+        return read_table(str(path.resolve()), pafs.LocalFileSystem())
+    except SourceError as exc:
+        raise ConfigError(str(path), exc.reason) from None
 
 
 def _time_ns(column: pa.ChunkedArray, path: str | Path) -> np.ndarray:

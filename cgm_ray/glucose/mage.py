@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cgm_ray.cgm_grid import DayGrid
+from cgm_ray.glucose.grid import DayGrid
 
 MAGE_GRID_MIN = 5
 SHORT_MA = 5

@@ -26,13 +26,13 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from cgm_ray.errors import CgmRayError
-from cgm_ray.schema import LAKE_SCHEMA
+from cgm_ray.schema import EARLIEST_TS_MS, LAKE_SCHEMA
 
 TS_TYPE = LAKE_SCHEMA.field("ts").type
 GLUCOSE_MIN_MGDL, GLUCOSE_MAX_MGDL = 10.0, 1000.0
-EARLIEST_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 FUTURE_SLACK_MS = 86_400_000  # readings stamped more than a day ahead are clock errors
 RANGE_FLAGS = (-1, 0, 1)
+Columns = frozenset[str] | None  # the fields a record reader converts; None: all
 _STREAM_END = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # IPC end-of-stream marker
 
 # ISO-8601 shapes Arrow's string-to-timestamp cast accepts (fractions cut to milliseconds).
@@ -262,7 +262,8 @@ def _reject(checks: list[tuple[str, pa.ChunkedArray]],
 
 
 # -- formats -----------------------------------------------------------------------------
-def _read_arrow_stream(path: str, filesystem: pafs.FileSystem, compression: str | None) -> pa.Table:
+def _read_arrow_stream(path: str, filesystem: pafs.FileSystem, compression: str | None,
+                       columns: Columns) -> pa.Table:
     """A whole IPC stream: it must end with the end-of-stream marker after complete messages."""
     with filesystem.open_input_file(path) as fh:
         data = fh.read_buffer()
@@ -276,41 +277,46 @@ def _read_arrow_stream(path: str, filesystem: pafs.FileSystem, compression: str 
     return table
 
 
-def _read_arrow_file(path: str, filesystem: pafs.FileSystem, compression: str | None) -> pa.Table:
+def _read_arrow_file(path: str, filesystem: pafs.FileSystem, compression: str | None,
+                     columns: Columns) -> pa.Table:
     with filesystem.open_input_file(path) as fh:
         table = ipc.open_file(fh).read_all()
     table.validate(full=True)
     return table
 
 
-def _read_parquet(path: str, filesystem: pafs.FileSystem, compression: str | None) -> pa.Table:
+def _read_parquet(path: str, filesystem: pafs.FileSystem, compression: str | None,
+                  columns: Columns) -> pa.Table:
     with filesystem.open_input_file(path) as fh:
         return pq.ParquetFile(fh).read()
 
 
-def _read_csv(path: str, filesystem: pafs.FileSystem, compression: str | None) -> pa.Table:
+def _read_csv(path: str, filesystem: pafs.FileSystem, compression: str | None,
+              columns: Columns) -> pa.Table:
     options = pacsv.ConvertOptions(column_types={name: pa.string() for name in _TEXT_COLUMNS},
                                    strings_can_be_null=True)
     with filesystem.open_input_stream(path, compression=compression) as fh:
         return pacsv.read_csv(fh, convert_options=options)
 
 
-def _read_json(path: str, filesystem: pafs.FileSystem, compression: str | None) -> pa.Table:
+def _read_json(path: str, filesystem: pafs.FileSystem, compression: str | None,
+               columns: Columns) -> pa.Table:
     """A JSON array of entries, or an object with them under "entries" or "readings" whose
     other scalar fields apply to every entry (the shape of cgm-ray's JSON exports)."""
     document = json.loads(_read_bytes(path, filesystem, compression))
     if isinstance(document, list):
-        return _records_table(document)
+        return _records_table(document, columns)
     if isinstance(document, dict):
         key = next((k for k in ("entries", "readings") if isinstance(document.get(k), list)), None)
         if key is not None:
             shared = {k: v for k, v in document.items() if isinstance(v, (str, int, float))}
-            return _records_table(document[key], shared)
+            return _records_table(document[key], columns, shared)
     raise ValueError('expected a JSON array of entries or an object with an "entries" or '
                      '"readings" list')
 
 
-def _read_ndjson(path: str, filesystem: pafs.FileSystem, compression: str | None) -> pa.Table:
+def _read_ndjson(path: str, filesystem: pafs.FileSystem, compression: str | None,
+                 columns: Columns) -> pa.Table:
     lines = _read_bytes(path, filesystem, compression).decode("utf-8").splitlines()
     records = []
     for number, line in enumerate(lines, start=1):
@@ -319,15 +325,16 @@ def _read_ndjson(path: str, filesystem: pafs.FileSystem, compression: str | None
                 records.append(json.loads(line))
             except ValueError as exc:
                 raise ValueError(f"line {number}: {exc}") from exc
-    return _records_table(records)
+    return _records_table(records, columns)
 
 
-def _read_avro(path: str, filesystem: pafs.FileSystem, compression: str | None) -> pa.Table:
+def _read_avro(path: str, filesystem: pafs.FileSystem, compression: str | None,
+               columns: Columns) -> pa.Table:
     reader = fastavro.reader(io.BytesIO(_read_bytes(path, filesystem, compression)))
     schema = reader.writer_schema
     if not (isinstance(schema, dict) and schema.get("type") == "record"):
         raise ValueError(f"expected Avro records, the schema is {schema}")
-    return _records_table(list(reader), names=[f["name"] for f in schema["fields"]])
+    return _records_table(list(reader), columns, names=[f["name"] for f in schema["fields"]])
 
 
 def _read_bytes(path: str, filesystem: pafs.FileSystem, compression: str | None) -> bytes:
@@ -335,18 +342,19 @@ def _read_bytes(path: str, filesystem: pafs.FileSystem, compression: str | None)
         return fh.read()
 
 
-def _records_table(records: list, shared: dict | None = None,
+def _records_table(records: list, columns: Columns, shared: dict | None = None,
                    names: list[str] | None = None) -> pa.Table:
     """Columns ``names`` (default: every field seen) of ``records``, which must be dicts;
-    ``shared`` fills fields a record lacks. Unknown fields become null placeholders, as only
-    their names matter (in error messages)."""
+    ``shared`` fills fields a record lacks. Fields outside ``columns`` (when given) become
+    null placeholders, as only their names matter (in error messages)."""
     if not all(isinstance(r, dict) for r in records):
         raise ValueError("every entry must be an object")
     shared = shared or {}
     if names is None:
         names = sorted(set(shared).union(*records)) if records else []
     return pa.table({name: _python_column([r.get(name, shared.get(name)) for r in records])
-                     if name in _KNOWN_COLUMNS else pa.nulls(len(records)) for name in names})
+                     if columns is None or name in columns else pa.nulls(len(records))
+                     for name in names})
 
 
 def _python_column(values: list) -> pa.Array:
@@ -357,7 +365,7 @@ def _python_column(values: list) -> pa.Array:
         return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
-_Reader = Callable[[str, pafs.FileSystem, str | None], pa.Table]
+_Reader = Callable[[str, pafs.FileSystem, str | None, Columns], pa.Table]
 _FORMATS: dict[str, tuple[_Reader, str | None]] = {
     ".arrows": (_read_arrow_stream, None),
     ".arrow": (_read_arrow_file, None),
@@ -378,23 +386,40 @@ SOURCE_SUFFIXES: tuple[str, ...] = tuple(_FORMATS)
 _UNREADABLE = (pa.ArrowException, OSError, ValueError, EOFError)
 
 
+def suffix_of(path: str) -> str | None:
+    """The registered format suffix ``path`` ends with (case-insensitive), if any."""
+    return next((s for s in SOURCE_SUFFIXES if path.lower().endswith(s)), None)
+
+
+def read_table(path: str, filesystem: pafs.FileSystem, columns: Columns = None) -> pa.Table:
+    """A file of any registered format as the Arrow table it holds, columns as stored.
+
+    The one place a reader is chosen by extension: the ETL's readings and patient
+    attributes and ``cgm-ray metrics`` all read through it. Record formats (JSON, Avro)
+    convert only the fields in ``columns`` (default all), keeping the others' names.
+    SourceError when the file cannot be read.
+    """
+    suffix = suffix_of(path)
+    if suffix is None:
+        raise SourceError(path, f"unknown extension: expected one of {list(SOURCE_SUFFIXES)}")
+    reader, compression = _FORMATS[suffix]
+    try:
+        return reader(path, filesystem, compression, columns)
+    except _UNREADABLE as exc:
+        raise SourceError(path, f"cannot read {suffix[1:]} file: {exc}") from exc
+
+
 def read_source(path: str, filesystem: pafs.FileSystem, source: str) -> SourceRows:
     """The lake rows of one input file, its ``source`` column set to ``source``.
 
     Raises SourceError when the file cannot be loaded at all; bad rows are counted instead.
     """
-    suffix = next((s for s in SOURCE_SUFFIXES if path.lower().endswith(s)), None)
-    if suffix is None:
-        raise SourceError(path, f"unknown extension: expected one of {list(SOURCE_SUFFIXES)}")
-    reader, compression = _FORMATS[suffix]
-    try:
-        table = reader(path, filesystem, compression)
-    except _UNREADABLE as exc:
-        raise SourceError(path, f"cannot read {suffix[1:]} file: {exc}") from exc
+    table = read_table(path, filesystem, _KNOWN_COLUMNS)
     try:
         return _normalise(table, source)
     except _ColumnProblem as exc:
         raise SourceError(path, str(exc)) from None
 
 
-__all__ = ["SOURCE_SUFFIXES", "SourceError", "SourceRows", "read_source"]
+__all__ = ["SOURCE_SUFFIXES", "SourceError", "SourceRows", "read_source", "read_table",
+           "suffix_of"]

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 import numpy as np
@@ -20,12 +19,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from cgm_ray.cgm_grid import group_readings
 from cgm_ray.errors import ConfigError
-from cgm_ray.lake import COHORT_DIR, Lake
-from cgm_ray.metrics import basic_metrics, glucose_metrics
-from cgm_ray.ray_runtime import configure_ray_data
-from cgm_ray.targets import CONSENSUS_TARGETS, data_sufficient
+from cgm_ray.glucose.grid import group_readings
+from cgm_ray.glucose.metrics import basic_metrics, glucose_metrics
+from cgm_ray.glucose.targets import CONSENSUS_TARGETS, data_sufficient
+from cgm_ray.lake.store import COHORT_DIR, Lake
+from cgm_ray.lake.tasks import run_tasks
 
 Panel = Literal["full", "simple"]
 SIMPLE_COLUMNS = ("mean", "sd", "cv", "gmi", "in_range_70_180", "below_70", "below_54",
@@ -44,11 +43,21 @@ class CohortResult:
     seconds: float
 
 
-def bucket_metrics(lake_uri: str, paths: list[str], start_ms: int | None, end_ms: int | None,
-                   panel: Panel) -> pa.Table:
+@dataclass(frozen=True)
+class BucketTask:
+    """One bucket's work: its files (full paths) and the window and panel to compute."""
+
+    lake_uri: str
+    paths: list[str]
+    start_ms: int | None
+    end_ms: int | None
+    panel: Panel
+
+
+def bucket_metrics(task: BucketTask) -> pa.Table:
     """Metrics of every patient in one bucket's files, one row per patient."""
-    lake = Lake(lake_uri)
-    table = pq.read_table([lake.path(p) for p in paths], filesystem=lake.fs, partitioning=None,
+    lake, start_ms, end_ms, panel = Lake(task.lake_uri), task.start_ms, task.end_ms, task.panel
+    table = pq.read_table(task.paths, filesystem=lake.fs, partitioning=None,
                           columns=["patient_id", "ts", "glucose_mgdl"],
                           read_dictionary=["patient_id"])
     if start_ms is not None or end_ms is not None:
@@ -91,25 +100,15 @@ def run_cohort(lake: Lake, start: date | None = None, end: date | None = None,
     Ray must be initialised. Writes ``cohort/<name>/patient_metrics.parquet`` and
     ``summary.json`` into the lake.
     """
-    import ray
-
     started = time.perf_counter()
-    files = lake.readings_files(start, end)
-    if not files:
+    by_bucket = lake.files_by_bucket(start, end)
+    if not by_bucket:
         raise ConfigError("lake", f"{lake.uri} has no readings between {start or 'the start'} "
                                   f"and {end or 'the end'}; run `cgm-ray etl` first")
-    by_bucket: dict[int, list[str]] = defaultdict(list)
-    for f in files:
-        by_bucket[f.bucket].append(f.path)
     start_ms = _day_ms(start) if start else None
     end_ms = _day_ms(end + timedelta(days=1)) if end else None
-    configure_ray_data()
-    ds = ray.data.from_items([{"paths": paths} for paths in by_bucket.values()],
-                             override_num_blocks=len(by_bucket))
-    ds = ds.map_batches(_bucket_batch, batch_size=1, batch_format="pyarrow",
-                        fn_kwargs={"lake_uri": lake.uri, "start_ms": start_ms, "end_ms": end_ms,
-                                   "panel": panel})
-    patients = pa.concat_tables(ray.get(ds.to_arrow_refs())).sort_by("patient_id")
+    tasks = [BucketTask(lake.uri, paths, start_ms, end_ms, panel) for paths in by_bucket.values()]
+    patients = pa.concat_tables(run_tasks(bucket_metrics, tasks)).sort_by("patient_id")
     patients = _with_attributes(patients, lake.patients(), group_by)
     summary = cohort_summary(patients, group_by, panel)
     summary.update(window={"start": start and start.isoformat(), "end": end and end.isoformat()},
@@ -122,14 +121,8 @@ def run_cohort(lake: Lake, start: date | None = None, end: date | None = None,
     return CohortResult(patients, summary, folder, time.perf_counter() - started)
 
 
-def _bucket_batch(batch: pa.Table, lake_uri: str, start_ms: int | None, end_ms: int | None,
-                  panel: Panel) -> pa.Table:
-    return pa.concat_tables([bucket_metrics(lake_uri, paths, start_ms, end_ms, panel)
-                             for paths in batch.column("paths").to_pylist()])
-
-
 def _day_ms(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1000)
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
 
 
 def _with_attributes(patients: pa.Table, attributes: pa.Table | None,
@@ -187,3 +180,24 @@ def _percent(mask: np.ndarray) -> float | None:
 
 def _num(x: float) -> float | None:
     return round(float(x), 3) if np.isfinite(x) else None
+
+
+COHORT_TABLE_COLUMNS = (("mean", "mean"), ("in_range_70_180", "TIR%"), ("below_70", "TBR%"),
+                        ("above_180", "TAR%"), ("cv", "CV%"))
+
+
+def cohort_table(summary: dict) -> str:
+    """The cohort summary as a text table: one line per group, medians and % meeting targets."""
+    head = f"{'group':<24} {'patients':>8} " + " ".join(f"{h:>7}" for _, h in COHORT_TABLE_COLUMNS)
+    lines = [head + f" {'targets':>8}"]
+    for column, groups in summary["groups"].items():
+        for value, stats in groups.items():
+            label = "all" if column == "all" else f"{column}={value}"
+            cells = []
+            for key, _ in COHORT_TABLE_COLUMNS:
+                median = stats["metrics"].get(key, {}).get("median")
+                cells.append(f"{median:>7.1f}" if median is not None else f"{'-':>7}")
+            met = stats["targets_met_percent"]["all"]
+            lines.append(f"{label:<24} {stats['patients']:>8} " + " ".join(cells)
+                         + (f" {met:>7.1f}%" if met is not None else f" {'-':>8}"))
+    return "\n".join(lines)

@@ -4,16 +4,15 @@ Rows are grouped by sorting once and slicing runs of equal sensor ids. JSON docu
 assembled with Arrow string kernels (float32 glucose printed in its shortest exact form),
 so no Python object is made per reading; Avro needs one dict per reading (fastavro's API).
 Every file is written under a temporary name and moved into place, so readers never see a
-half-written export. ``cgm_ray.lake_sources.read_source`` reads both shapes back.
+half-written export. ``cgm_ray.lake.sources.read_source`` reads both shapes back.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import uuid
 from collections.abc import Iterator
+from datetime import date
 from typing import Literal
 from urllib.parse import quote
 
@@ -23,6 +22,9 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from cgm_ray.errors import ConfigError
+from cgm_ray.fs import open_filesystem, write_bytes_atomic
+from cgm_ray.lake.store import Lake
+from cgm_ray.lake.tasks import run_tasks
 
 AVRO_SCHEMA = fastavro.parse_schema({
     "type": "record", "name": "Reading", "namespace": "cgm_ray",
@@ -93,20 +95,6 @@ def _run_ids(rows: pa.Table, starts: list[int]) -> tuple[list[str], list[str]]:
 _PAYLOADS = {"json": _json_payloads, "avro": _avro_payloads}
 
 
-def _write_atomically(filesystem: pafs.FileSystem, path: str, payload: bytes) -> None:
-    """Write under a hidden temporary name next to ``path``, then move it into place."""
-    folder, name = path.rsplit("/", 1)
-    tmp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
-    try:
-        with filesystem.open_output_stream(tmp, compression=None) as out:
-            out.write(payload)
-        filesystem.move(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            filesystem.delete_file(tmp)
-        raise
-
-
 def write_sensor_exports(table: pa.Table, out_dir: str, fmt: Literal["json", "avro"],
                          filesystem: pafs.FileSystem) -> list[str]:
     """Write ``out_dir/<sensor>.<fmt>`` per sensor of ``table`` (LAKE_SCHEMA rows, any order),
@@ -123,9 +111,25 @@ def write_sensor_exports(table: pa.Table, out_dir: str, fmt: Literal["json", "av
     sensors, _ = _run_ids(rows, starts)
     for sensor, payload in zip(sensors, _PAYLOADS[fmt](rows, starts, ends)):
         path = f"{out_dir.rstrip('/')}/{export_file_name(sensor, fmt)}"
-        _write_atomically(filesystem, path, payload)
+        write_bytes_atomic(filesystem, path, payload)
         paths.append(path)
     return paths
 
 
-__all__ = ["AVRO_SCHEMA", "export_file_name", "write_sensor_exports"]
+def export_lake(lake: Lake, out_uri: str, fmt: Literal["json", "avro"],
+                start: date | None = None, end: date | None = None) -> int:
+    """Export every sensor's readings dated in [start, end], one task per bucket (Ray must be
+    initialised); return the number of files written."""
+    by_bucket = lake.files_by_bucket(start, end)
+    if not by_bucket:
+        raise ConfigError("lake", f"{lake.uri} has no readings in that window")
+    out_fs, out_root = open_filesystem(out_uri)
+    out_fs.create_dir(out_root, recursive=True)
+
+    def export_bucket(paths: list[str]) -> int:
+        return len(write_sensor_exports(lake.read(paths), out_root, fmt, out_fs))
+
+    return sum(run_tasks(export_bucket, list(by_bucket.values())))
+
+
+__all__ = ["AVRO_SCHEMA", "export_file_name", "export_lake", "write_sensor_exports"]

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from cgm_ray.cgm_grid import DayGrid, Readings, day_grid
+from cgm_ray.glucose.grid import DayGrid, Readings, day_grid
 
 MIN_EVENT_MIN = 15.0
 MIN_END_MIN = 15.0

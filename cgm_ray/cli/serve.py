@@ -5,44 +5,20 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import threading
 
+from cgm_ray.cli.ray_runtime import init_ray
 from cgm_ray.errors import ConfigError
-from cgm_ray.ray_runtime import init_ray
-
-# Serve's HTTP proxy modes (shared/docs/ray-notes.md): the default Python proxy tops out at
-# a few hundred requests/s on 2 cores; HAProxy mode is ~4x faster. Set before Ray starts.
-# In HAProxy mode, RAY_SERVE_THROUGHPUT_OPTIMIZED also runs replica code, the handle router
-# and the replica's own loop on one event loop (no cross-thread hops per call), sends handle
-# calls over gRPC and buffers access logs: ~20% less ingress CPU per request, measured.
-PROXY_ENV = {
-    "python": {},
-    "haproxy": {"RAY_SERVE_ENABLE_HA_PROXY": "1",
-                "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
-                "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1"},
-}
+from serve_apps.local import PROXY_ENV, Proxy, use_proxy
+from serve_apps.local import start_ingest as start_app
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def start_ingest(host: str, port: int, args: dict, proxy: str = "haproxy",
+def start_ingest(host: str, port: int, args: dict, proxy: Proxy = "haproxy",
                  address: str | None = None) -> str:
-    """Start Ray (unless ``address``) and Serve with the ingest app; return its base URL."""
-    os.environ.update(PROXY_ENV[proxy])
-    from ray import serve
-
-    from serve_apps.app import build
-
+    """Select the proxy, start Ray (or join ``address``) and the ingest app; its base URL."""
+    use_proxy(proxy)
     init_ray(address)
-    serve.start(proxy_location="HeadOnly", http_options={"host": host, "port": port})
-    serve.run(build(args), name="ingest", route_prefix="/")
-    return f"http://{host}:{port}"
+    return start_app(host, port, args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

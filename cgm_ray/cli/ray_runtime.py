@@ -27,20 +27,3 @@ def init_ray(address: str | None = None, dashboard: bool = False) -> str | None:
                            object_store_memory=LOCAL_OBJECT_STORE_BYTES)
     url = context.dashboard_url
     return f"http://{url}" if url and "://" not in url else url or None
-
-
-def configure_ray_data() -> None:
-    """Ray Data settings for cgm-ray's jobs: a few big tasks of a single operator each.
-
-    Per-operator resource reservation kept half of a 2-CPU node idle for these one-operator
-    plans (16 tasks of 0.2 s: 3.4 s with it, 1.7 s without). No progress bars or
-    per-dataset log lines: the commands print their own progress.
-    """
-    import logging
-
-    import ray.data
-
-    logging.getLogger("ray.data").setLevel(logging.ERROR)  # also "progress bars disabled"
-    context = ray.data.DataContext.get_current()
-    context.op_resource_reservation_enabled = False
-    context.enable_progress_bars = False

@@ -13,27 +13,32 @@ through the lake's filesystem, not Ray Data's shuffle (slow for this, see ray-no
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
-import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from cgm_ray.errors import ConfigError
 from cgm_ray.fs import open_filesystem, uri_for, write_parquet_atomic
-from cgm_ray.lake import (LANDING_DIR, PATIENTS_DIR, SENSORS_DIR, STAGING_DIR, DataFile, Lake,
-                          LoadedInput, Snapshot)
-from cgm_ray.lake_sources import SOURCE_SUFFIXES, SourceError, read_source
-from cgm_ray.etl_metrics import etl_metrics
-from cgm_ray.ray_runtime import configure_ray_data
+from cgm_ray.lake.etl_counters import etl_counters
+from cgm_ray.lake.sources import SOURCE_SUFFIXES, SourceError, read_source, read_table
+from cgm_ray.lake.store import (
+    LANDING_DIR,
+    PATIENTS_DIR,
+    SENSORS_DIR,
+    STAGING_DIR,
+    DataFile,
+    Lake,
+    LoadedInput,
+    Snapshot,
+)
+from cgm_ray.lake.tasks import run_tasks
 from cgm_ray.schema import LAKE_SCHEMA
 
 GROUP_TARGET_BYTES = 128 << 20  # input bytes per stage-1 task (upper bound)
@@ -137,11 +142,33 @@ def _groups(files: list[InputFile], n_tasks: int) -> list[list[InputFile]]:
 
 
 # -- stage 1: read, validate, split by bucket ------------------------------------------
-def stage_inputs(lake_uri: str, run_id: str, task: int, files: list[dict]) -> dict:
+@dataclass(frozen=True)
+class StageTask:
+    """Stage 1's work item: one group of input files of one run."""
+
+    lake_uri: str
+    run_id: str
+    task: int
+    files: tuple[InputFile, ...]
+
+
+@dataclass(frozen=True)
+class Staged:
+    """What stage 1 did with a group: every input's record, rejected rows by reason, and
+    the staging file it wrote for each bucket."""
+
+    inputs: list[LoadedInput]
+    rejections: dict[str, int]
+    staged: dict[int, str]
+
+
+def stage_inputs(item: StageTask) -> Staged:
     """Read one group of input files into staging files, one per bucket; report each input."""
-    lake = Lake(lake_uri)
-    tables, records, rejections = [], [], defaultdict(int)
-    for f in (InputFile(**d) for d in files):
+    lake = Lake(item.lake_uri)
+    tables: list[pa.Table] = []
+    records: list[LoadedInput] = []
+    rejections: dict[str, int] = defaultdict(int)
+    for f in item.files:
         try:
             fs, path = open_filesystem(f.path)
             rows = read_source(path, fs, f.source)
@@ -154,26 +181,50 @@ def stage_inputs(lake_uri: str, run_id: str, task: int, files: list[dict]) -> di
         for reason, count in rows.rejections.items():
             rejections[reason] += count
     loaded = [r for r in records if not r.error]
-    etl_metrics().count(files_loaded=len(loaded), files_rejected=len(records) - len(loaded),
+    etl_counters().count(files_loaded=len(loaded), files_rejected=len(records) - len(loaded),
                         rows_rejected=sum(r.rejected_rows for r in loaded))
     staged = {}
     if tables:
         table = pa.concat_tables(tables)
         bucket = lake.bucket_of(table.column("patient_id"))
         for b in np.unique(bucket):
-            path = lake.path(STAGING_DIR, run_id, f"bucket={b:03d}", f"t{task:05d}.parquet")
+            path = lake.path(STAGING_DIR, item.run_id, f"bucket={b:03d}",
+                             f"t{item.task:05d}.parquet")
             lake.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
             pq.write_table(table.filter(pa.array(bucket == b)), path, filesystem=lake.fs)
-            staged[str(b)] = path
-    return {"inputs": [asdict(r) for r in records], "rejections": dict(rejections),
-            "staged": staged}
+            staged[int(b)] = path
+    return Staged(records, dict(rejections), staged)
 
 
 # -- stage 2: per bucket, deduplicate against the lake and write partitions -------------
-def merge_bucket(lake_uri: str, run_id: str, bucket: int, staged: list[str],
-                 existing: dict[str, list[str]], compact: bool) -> dict:
+@dataclass(frozen=True)
+class MergeTask:
+    """Stage 2's work item: one bucket, its staged files and its files in the lake by date."""
+
+    lake_uri: str
+    run_id: str
+    bucket: int
+    staged: list[str]
+    existing: dict[str, list[str]]
+    compact: bool
+
+
+@dataclass(frozen=True)
+class Merged:
+    """What stage 2 did to a bucket: files added and removed (compacted), readings added,
+    duplicates dropped, and the staged per-sensor summary of what it added."""
+
+    added: list[DataFile]
+    removed: list[str]
+    readings_added: int
+    duplicates: int
+    sensors: str | None
+
+
+def merge_bucket(item: MergeTask) -> Merged:
     """Write one bucket's new distinct readings; compact its crowded partitions."""
-    lake = Lake(lake_uri)
+    lake, run_id, bucket = Lake(item.lake_uri), item.run_id, item.bucket
+    staged, existing, compact = item.staged, item.existing, item.compact
     staged_rows = lake.read(staged) if staged else LAKE_SCHEMA.empty_table()
     new = _distinct(staged_rows)
     days = pc.strftime(new.column("ts"), "%Y-%m-%d")
@@ -194,16 +245,15 @@ def merge_bucket(lake_uri: str, run_id: str, bucket: int, staged: list[str],
             continue
         rel = f"{lake.partition_dir(bucket, day)}/part-{run_id}.parquet"
         _write_sorted(lake, rel, body)
-        added.append(asdict(DataFile(rel, bucket, day, body.num_rows)))
+        added.append(DataFile(rel, bucket, day, body.num_rows))
     sensors = None
     if kept:
         sensors = lake.path(STAGING_DIR, run_id, f"sensors-{bucket:03d}.parquet")
         pq.write_table(sensor_summary(pa.concat_tables(kept)), sensors, filesystem=lake.fs)
     added_rows = sum(t.num_rows for t in kept)
     duplicates = staged_rows.num_rows - added_rows
-    etl_metrics().count(readings_loaded=added_rows, readings_duplicate=duplicates)
-    return {"added": added, "removed": removed, "readings_added": added_rows,
-            "duplicates": duplicates, "sensors": sensors}
+    etl_counters().count(readings_loaded=added_rows, readings_duplicate=duplicates)
+    return Merged(added, removed, added_rows, duplicates, sensors)
 
 
 def _unseen(lake: Lake, rows: pa.Table, old: list[str]) -> pa.Table:
@@ -252,18 +302,9 @@ def _merge_sensors(tables: list[pa.Table]) -> pa.Table:
 
 # -- attributes ----------------------------------------------------------------------------
 def read_attributes(f: InputFile) -> pa.Table:
-    """A patient attribute table (Parquet, CSV or JSON lines) with a ``patient_id`` column."""
+    """A patient attribute table (any readable format) with a ``patient_id`` column."""
     fs, path = open_filesystem(f.path)
-    name = path.lower()
-    with fs.open_input_file(path) as fh:
-        if name.endswith(".parquet"):
-            table = pq.read_table(fh)
-        elif name.endswith((".csv", ".csv.gz")):
-            table = pacsv.read_csv(fh)
-        elif name.endswith((".ndjson", ".jsonl", ".json")):
-            table = pajson.read_json(fh)
-        else:
-            raise SourceError(f.path, "patient attributes must be Parquet, CSV or JSON lines")
+    table = read_table(path, fs)
     if "patient_id" not in table.column_names:
         raise SourceError(f.path, f"missing column 'patient_id'; found {table.column_names}")
     return table.set_column(table.schema.get_field_index("patient_id"), "patient_id",
@@ -300,13 +341,13 @@ def run_etl(lake: Lake, inputs: list[InputFile], compact: bool = False,
     if readings:
         groups = _groups(readings, 2 * int(ray.cluster_resources().get("CPU", 1)))
         progress(f"etl: reading {len(readings)} input files in {len(groups)} tasks")
-        items = [{"task": k, "files": [asdict(f) for f in g]} for k, g in enumerate(groups)]
-        for out in _ray_map(items, stage_inputs, lake.uri, run_id):
-            records += [LoadedInput(**r) for r in out["inputs"]]
-            for reason, count in out["rejections"].items():
+        tasks = [StageTask(lake.uri, run_id, k, tuple(g)) for k, g in enumerate(groups)]
+        for out in run_tasks(stage_inputs, tasks):
+            records += out.inputs
+            for reason, count in out.rejections.items():
                 report.rejections[reason] = report.rejections.get(reason, 0) + count
-            for b, path in out["staged"].items():
-                staged[int(b)].append(path)
+            for b, path in out.staged.items():
+                staged[b].append(path)
 
     existing: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for f in base.files.values():
@@ -317,18 +358,18 @@ def run_etl(lake: Lake, inputs: list[InputFile], compact: bool = False,
     sensor_parts = [lake.sensors(base)] if base.sensors_file else []
     if buckets:
         progress(f"etl: deduplicating and writing {len(buckets)} buckets")
-        items = [{"bucket": b, "staged": staged.get(b, []), "existing": dict(existing[b]),
-                  "compact": compact} for b in buckets]
-        for out in _ray_map(items, merge_bucket, lake.uri, run_id):
-            for path in out["removed"]:
+        merges = [MergeTask(lake.uri, run_id, b, staged.get(b, []), dict(existing[b]), compact)
+                  for b in buckets]
+        for out in run_tasks(merge_bucket, merges):
+            for path in out.removed:
                 files.pop(path)
-            files.update({d["path"]: DataFile(**d) for d in out["added"]})
-            report.files_written += len(out["added"])
-            report.files_compacted += len(out["removed"])
-            report.readings_added += out["readings_added"]
-            report.duplicates += out["duplicates"]
-            if out["sensors"]:
-                sensor_parts.append(pq.read_table(out["sensors"], filesystem=lake.fs))
+            files.update({f.path: f for f in out.added})
+            report.files_written += len(out.added)
+            report.files_compacted += len(out.removed)
+            report.readings_added += out.readings_added
+            report.duplicates += out.duplicates
+            if out.sensors:
+                sensor_parts.append(pq.read_table(out.sensors, filesystem=lake.fs))
     sensors_file = base.sensors_file
     if len(sensor_parts) > (1 if base.sensors_file else 0):
         sensors_file = f"{SENSORS_DIR}/sensors-{run_id}.parquet"
@@ -367,16 +408,3 @@ def _load_attributes(files: list[InputFile], records: list[LoadedInput]) -> list
             continue
         records.append(LoadedInput(f.path, f.size, f.mtime_ns, f.source, tables[-1].num_rows))
     return tables
-
-
-def _ray_map(items: list[dict], fn, lake_uri: str, run_id: str) -> list[dict]:
-    """Run ``fn(lake_uri, run_id, **item)`` for every item as a Ray Data job, one task each."""
-    import ray
-
-    def call(row: dict) -> dict:
-        return {"out": json.dumps(fn(lake_uri, run_id, **json.loads(row["item"])))}
-
-    configure_ray_data()
-    ds = ray.data.from_items([{"item": json.dumps(i)} for i in items],
-                             override_num_blocks=len(items))
-    return [json.loads(row["out"]) for row in ds.map(call).take_all()]

@@ -1,0 +1,297 @@
+"""``cgm-ray demo``: fleet -> ingest API -> lake -> cohort -> report, on one Ray, in minutes.
+
+The same pipeline runs on a multi-node cluster (``address``), which the cluster test uses.
+Every reading the ingest acknowledged must be in the lake afterwards: the demo checks it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from cgm_ray.cli.ray_runtime import init_ray
+from cgm_ray.client import admin_call
+from cgm_ray.config import Strict, read_mapping, validate
+from cgm_ray.errors import CgmRayError
+from cgm_ray.lake.store import Lake
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from actors.run import FleetReport
+    from cgm_ray.lake.etl import EtlReport
+
+SECRET_ENV = "API_SECRET"
+
+
+class IngestSettings(Strict):
+    partitions: int = Field(2, ge=1, le=64)
+    proxy: Literal["python", "haproxy"] = "python"
+
+
+class FleetSettings(Strict):
+    shards: int | Literal["auto"] = "auto"
+    tick_min: int = Field(60, ge=5, le=1440)
+    batch_size: int = Field(10_000, ge=100, le=50_000)
+
+
+class LakeSettings(Strict):
+    buckets: int = Field(8, ge=1, le=4096)
+
+
+class CohortSettings(Strict):
+    group_by: tuple[str, ...] = ("age_group",)
+
+
+class DemoConfig(Strict):
+    """``configs/demo.yaml``."""
+
+    scenario: str = Field("configs/scenarios/demo.yaml", description="scenario file")
+    out: str = Field("out/demo", description="everything the demo writes (recreated each run)")
+    ingest: IngestSettings = IngestSettings()
+    fleet: FleetSettings = FleetSettings()
+    lake: LakeSettings = LakeSettings()
+    cohort: CohortSettings = CohortSettings()
+
+
+def load_demo_config(path: str) -> DemoConfig:
+    return validate(DemoConfig, read_mapping(path))
+
+
+class PipelineMismatch(CgmRayError):
+    """The lake does not hold exactly the readings the ingest acknowledged."""
+
+
+@dataclass
+class DemoSummary:
+    """What one demo run did; ``summary.json`` and ``--json`` hold it with these keys."""
+
+    patients: int
+    shards: int
+    nodes: int
+    simulated_min: int
+    readings_sent: int
+    readings_acked: int
+    lake_rows: int
+    acked_equals_lake: bool
+    alerts_by_type: dict[str, int]
+    cohort: dict
+    cohort_dir: str
+    lake: str
+    report: dict[str, str]
+    api_url: str
+    dashboard_url: str | None
+    seconds: dict[str, float]
+    summary_file: str
+
+
+class StageClock:
+    """Seconds spent in each named stage, for the summary's last line."""
+
+    def __init__(self) -> None:
+        self.started = self._last = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._last, 2)
+        self._last = now
+
+    def total(self) -> dict[str, float]:
+        return {**self.seconds, "total": round(time.perf_counter() - self.started, 2)}
+
+
+def start_ingest_api(config: DemoConfig, out: Path, address: str | None) -> tuple[str, str | None]:
+    """Ray (with its dashboard) and the ingest API on a free port: (API URL, dashboard URL)."""
+    from serve_apps.local import free_port, start_ingest, use_proxy
+
+    use_proxy(config.ingest.proxy)
+    dashboard = init_ray(address, dashboard=True)
+    api = start_ingest("127.0.0.1", free_port(), {
+        "partitions": config.ingest.partitions, "data_dir": str(out / "ingest"),
+        "landing_dir": str(out / "lake" / "landing" / "ingest"),
+        "signal_loss_clock": "readings"})  # the fleet's clock runs ahead of the wall's
+    return api, dashboard
+
+
+def stream_fleet(config: DemoConfig, scenario: dict, api: str, lake_dir: Path) -> FleetReport:
+    """Every virtual patient streams into the ingest API; every reading must be acknowledged."""
+    from actors.config import parse_fleet_config
+    from actors.run import ProgressLine, run_fleet
+
+    fleet = run_fleet(parse_fleet_config({
+        "scenario": scenario, "shards": config.fleet.shards, "speedup": "max",
+        "tick_min": config.fleet.tick_min,
+        "sink": {"kind": "http", "url": api, "secret_env": SECRET_ENV,
+                 "batch_size": config.fleet.batch_size},
+        "attributes_dir": str(lake_dir / "landing" / "patients")}), ProgressLine())
+    if fleet.state != "finished" or fleet.readings_failed:
+        raise PipelineMismatch(f"fleet ended {fleet.state} with {fleet.readings_failed} failed "
+                               f"readings: {fleet.error}")
+    return fleet
+
+
+def drain_ingest(api: str) -> Counter[str]:
+    """Land the ingest's open log segments, then stop Serve; return the alerts it fired."""
+    from ray import serve
+
+    admin_call(api, "/api/v2/admin/flush", SECRET_ENV, method="POST")
+    alerts: Counter[str] = Counter()
+    for partition in admin_call(api, "/api/v2/stats", SECRET_ENV):
+        alerts.update(partition["alerts_fired_by_type"])
+    serve.shutdown()
+    return alerts
+
+
+def load_lake(config: DemoConfig, lake_dir: Path, acked: int,
+              progress: Callable[[str], None]) -> tuple[Lake, EtlReport]:
+    """The landing area into the lake, which must then hold exactly the acknowledged readings."""
+    from cgm_ray.lake.etl import discover_inputs, run_etl
+
+    lake = Lake(str(lake_dir), config.lake.buckets, create=True)
+    etl = run_etl(lake, discover_inputs(lake), progress=lambda m: progress(f"      {m}"))
+    if etl.files_rejected or etl.lake_rows != acked:
+        raise PipelineMismatch(f"{acked:,} readings acknowledged but {etl.lake_rows:,} in the "
+                               f"lake; rejected: {etl.files_rejected}")
+    return lake, etl
+
+
+def report_median_tir(lake: Lake, patients: pa.Table, out_dir: Path) -> dict[str, str]:
+    """The doctor's report of the cohort's typical patient: the one whose time in range is
+    the median (the lower of the middle two), a believable patient rather than an extreme."""
+    import numpy as np
+
+    from cgm_ray.lake.report import render_report
+
+    tir = patients.column("in_range_70_180").to_numpy(zero_copy_only=False).astype(float)
+    order = np.argsort(np.where(np.isfinite(tir), tir, np.inf), kind="stable")
+    median = int(order[(np.isfinite(tir).sum() - 1) // 2])
+    row = patients.slice(median, 1).to_pylist()[0]
+    table = lake.patient_readings(row["patient_id"])
+    attributes = {k: row[k] for k in ("age_group", "age_years", "weight_kg", "sensor_model",
+                                      "carb_ratio_g_per_u", "correction_factor_mgdl_per_u",
+                                      "basal_u_per_h") if k in row}
+    files = render_report(row["patient_id"],
+                          table.column("ts").cast("int64").to_numpy() * 1_000_000,
+                          table.column("glucose_mgdl").to_numpy(), out_dir, attributes)
+    return {"patient_id": row["patient_id"], "html": str(files.html), "pdf": str(files.pdf)}
+
+
+def run_pipeline(config: DemoConfig, scenario_overrides: dict | None = None,
+                 address: str | None = None,
+                 progress: Callable[[str], None] = print) -> DemoSummary:
+    """Run the whole pipeline once, stage by stage, and return its summary."""
+    import ray
+    from ray import serve
+
+    from cgm_ray.lake.cohort import run_cohort
+
+    out = Path(config.out).resolve()
+    shutil.rmtree(out, ignore_errors=True)
+    lake_dir = out / "lake"
+    scenario = {**read_mapping(config.scenario), **(scenario_overrides or {})}
+    os.environ.setdefault(SECRET_ENV, secrets.token_urlsafe(24))
+    clock = StageClock()
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the demo prints its own progress
+    we_started_ray = not ray.is_initialized()
+    progress("[1/6] starting Ray and the ingest API (Ray Serve)")
+    try:
+        api, dashboard = start_ingest_api(config, out, address)
+        progress(f"      API {api} (docs {api}/docs)" + (f", Ray dashboard {dashboard}"
+                                                            if dashboard else ""))
+        clock.lap("start")
+        n = scenario["patients"]["n"] if isinstance(scenario.get("patients"), dict) else "?"
+        progress(f"[2/6] fleet: {n} virtual patients streaming into the ingest API")
+        fleet = stream_fleet(config, scenario, api, lake_dir)
+        alerts = drain_ingest(api)
+        clock.lap("fleet")
+        progress("[3/6] ETL: landing area -> Parquet lake (Ray Data)")
+        lake, etl = load_lake(config, lake_dir, fleet.readings_acked, progress)
+        clock.lap("etl")
+        progress("[4/6] cohort statistics (Ray Data, one task per patient bucket)")
+        cohort = run_cohort(lake, group_by=config.cohort.group_by)
+        clock.lap("cohort")
+        progress("[5/6] the doctor's report of the patient with the median time in range")
+        report = report_median_tir(lake, cohort.patients, out / "reports")
+        clock.lap("report")
+    finally:
+        if we_started_ray:
+            serve.shutdown()
+            ray.shutdown()
+    progress("[6/6] stopped Serve and Ray")
+    summary = DemoSummary(
+        patients=fleet.sensors, shards=fleet.shards, nodes=fleet.nodes,
+        simulated_min=fleet.simulated_min, readings_sent=fleet.readings_sent,
+        readings_acked=fleet.readings_acked, lake_rows=etl.lake_rows,
+        acked_equals_lake=etl.lake_rows == fleet.readings_acked, alerts_by_type=dict(alerts),
+        cohort=cohort.summary, cohort_dir=cohort.location, lake=str(lake_dir), report=report,
+        api_url=api, dashboard_url=dashboard, seconds=clock.total(),
+        summary_file=str(out / "summary.json"))
+    (out / "summary.json").write_text(json.dumps(asdict(summary), indent=1))
+    return summary
+
+
+def format_summary(summary: DemoSummary) -> str:
+    """What a user reads at the end of ``make demo``."""
+    from cgm_ray.lake.cohort import cohort_table
+
+    s = asdict(summary)
+    alerts = ", ".join(f"{k} {v:,}" for k, v in sorted(s["alerts_by_type"].items(),
+                                                       key=lambda kv: -kv[1])) or "none"
+    check = "==" if s["acked_equals_lake"] else "!="
+    lines = [
+        "",
+        f"cgm-ray demo: {s['patients']:,} patients x {s['simulated_min'] / 1440:g} simulated days "
+        f"in {s['seconds']['total']:.0f} s",
+        f"  readings: {s['readings_sent']:,} sent, {s['readings_acked']:,} acknowledged by the "
+        f"ingest {check} {s['lake_rows']:,} in the lake",
+        f"  alerts fired: {alerts}",
+        "  cohort (medians; 'targets' = % of patients meeting all consensus targets):",
+        *("    " + line for line in cohort_table(s["cohort"]).splitlines()),
+        f"  lake:   {s['lake']}  (cohort results in {s['cohort_dir']})",
+        f"  this summary as JSON: {s['summary_file']}",
+        f"  report: {s['report']['html']} and .pdf (patient {s['report']['patient_id']}, "
+        "the median time in range)",
+        f"  API was {s['api_url']} (OpenAPI {s['api_url']}/docs); Ray dashboard was "
+        f"{s['dashboard_url'] or 'off'}; both stopped with the demo",
+        "  stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in s["seconds"].items()),
+    ]
+    return "\n".join(lines)
+
+
+def cmd_demo(args) -> int:
+    """Run the whole product end to end on an embedded Ray and print a summary."""
+    config = load_demo_config(args.config)
+    if args.out:
+        config = config.model_copy(update={"out": args.out})
+    overrides = {}
+    if args.patients:
+        overrides["patients"] = {**read_mapping(config.scenario)["patients"], "n": args.patients}
+    if args.days:
+        overrides["duration_min"] = int(args.days * 1440)
+    summary = run_pipeline(config, overrides, args.address)
+    print(json.dumps(asdict(summary)) if args.json else format_summary(summary))
+    return 0
+
+
+def add_commands(sub) -> None:
+    demo = sub.add_parser("demo", help="the whole product end to end (what `make demo` runs)",
+                          description=cmd_demo.__doc__)
+    demo.add_argument("--config", default="configs/demo.yaml", help="demo configuration file")
+    demo.add_argument("--out", help="output directory (default: the config's, out/demo)")
+    demo.add_argument("--patients", type=int, help="number of virtual patients")
+    demo.add_argument("--days", type=float, help="simulated days")
+    demo.add_argument("--address", help="Ray cluster address (default: an embedded local Ray)")
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    demo.set_defaults(func=cmd_demo)
