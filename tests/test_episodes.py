@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from cgm_ray.cli import metrics as metrics_cli
-from cgm_ray.glucose.episodes import EPISODE_COLUMNS, episode_metrics, episodes_from_grid
+from cgm_ray.glucose.episodes import (
+    EPISODE_COLUMNS,
+    episode_metrics,
+    episodes_from_grid,
+    long_low_days,
+)
 from cgm_ray.glucose.grid import NS_PER_MIN, DayGrid, group_readings
 from cgm_ray.glucose.metrics import METRIC_COLUMNS, glucose_metrics, reading_metrics
 from tests.conftest import IGLU_CSV
@@ -224,3 +229,22 @@ def test_reading_metrics_is_the_reading_level_subset(iglu_readings):
     assert not set(fast) & {"median", "adrr", "mage", "modd", *EPISODE_COLUMNS}
     for name, values in fast.items():
         np.testing.assert_array_equal(values, full[name])
+
+
+def test_long_low_days_counts_runs_of_four_hours_below_54():
+    step = 5 * NS_PER_MIN
+    t = np.arange(3 * 288) * step
+    first = np.full(len(t), 120.0)
+    first[300:348] = 45.0  # exactly 4 h (48 readings) from 01:00 on day 2
+    first[600:647] = 45.0  # 3 h 55 min: one reading short
+    second = np.full(len(t), 120.0)
+    second[10:70] = 40.0  # 5 h on day 1 ...
+    second[40] = np.nan  # ... across a missing reading (a 10-min gap does not break it)
+    third = np.full(len(t), 120.0)
+    third[10:70] = 40.0
+    third[40] = 60.0  # ... a reading at or above 54 does
+    readings = group_readings(np.repeat([0, 1, 2], len(t)), np.tile(t, 3),
+                              np.concatenate([first, second, third]))
+    days, long_low = long_low_days(readings)
+    assert days.tolist() == [3, 3, 3]
+    assert long_low.tolist() == [1, 1, 0]

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from cgm_ray.glucose.grid import DayGrid, Readings, day_grid
+from cgm_ray.glucose.grid import INTER_GAP_MIN, NS_PER_DAY, NS_PER_MIN, DayGrid, Readings, day_grid
 
 MIN_EVENT_MIN = 15.0
 MIN_END_MIN = 15.0
@@ -115,3 +115,35 @@ def _events(first: np.ndarray, length: np.ndarray, state: np.ndarray, event_pts:
     event_first = start[qualifies][opens]
     event_last = last[np.searchsorted(group, event_group, side="right") - 1]
     return len(event_group), int((event_last - event_first).sum()) + len(event_group)
+
+
+def long_low_days(readings: Readings, below_mgdl: float = HYPO_L2_MGDL,
+                  min_minutes: float = 240.0, max_gap_min: float = INTER_GAP_MIN
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per subject, (calendar days with readings, days on which a run of readings below
+    ``below_mgdl`` lasting >= ``min_minutes`` starts).
+
+    A run is consecutive readings below the threshold, broken by a reading at or above it or a
+    gap > ``max_gap_min``; it lasts from its first reading to one sampling interval after its
+    last. This is the realism tail check: no person sits below 54 mg/dL for 4 h untreated.
+    """
+    sid, t, g = readings.subject_index(), readings.time_ns, readings.gl_mgdl
+    n = readings.n_subjects
+    day = t // NS_PER_DAY
+    new_day = np.concatenate([[True], (sid[1:] != sid[:-1]) | (day[1:] != day[:-1])])
+    days = np.bincount(sid[new_day], minlength=n)
+    low = g < below_mgdl
+    step = np.diff(t, prepend=t[:1])
+    joined = np.concatenate([[False], low[1:] & low[:-1] & (sid[1:] == sid[:-1])
+                             & (step[1:] <= max_gap_min * NS_PER_MIN)])
+    starts = np.flatnonzero(low & ~joined)
+    if len(starts) == 0:
+        return days, np.zeros(n, np.int64)
+    run = np.cumsum(low & ~joined)[low] - 1  # run number of each low reading
+    last = np.zeros(len(starts), np.int64)
+    np.maximum.at(last, run, np.flatnonzero(low))
+    interval = np.median(np.diff(t)[np.diff(sid) == 0]) if len(t) > 1 else 0.0
+    minutes = (t[last] - t[starts] + interval) / NS_PER_MIN
+    long = starts[minutes >= min_minutes]
+    pairs = np.unique(np.stack([sid[long], day[long]]), axis=1)
+    return days, np.bincount(pairs[0], minlength=n)
