@@ -6,7 +6,7 @@ The package is layered, each layer importing only those below it:
 - ``glucose``: the glucose maths (grids, metrics, episodes, alert rules), numpy only;
 - ``lake``: the Parquet lake and its Ray Data jobs;
 - ``cli``: the ``cgm-ray`` commands, the only layer that sees ``simulators``, ``actors``
-  and ``serve_apps`` as well.
+  and ``serve_apps`` as well (``actors`` sits above ``serve_apps``, whose client it is).
 
 ``tests/test_layers.py`` enforces it.
 """

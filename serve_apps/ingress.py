@@ -1,8 +1,10 @@
 """The HTTP front door: validation, auth, Nightscout v1 and the cgm-ray v2 API.
 
 Stateless, so it scales to several replicas; each request is routed to the partition that
-owns the patient (``crc32(patient_id) % partitions``), and an ingest request is answered
-only after every partition it touched has made its readings durable.
+owns the patient (``cgm_ray.sharding.shard_of``), and an ingest request is answered only
+after every partition it touched has made its readings durable (``serve_apps.batching``).
+Handlers read the body themselves (no per-request model binding on the readings path);
+``serve_apps.openapi_docs`` documents the bodies and error answers in the OpenAPI schema.
 """
 
 
@@ -10,28 +12,48 @@ import asyncio
 import json
 import os
 import time
-import zlib
-from collections import defaultdict
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from cgm_ray import __version__
-from cgm_ray.glucose.alerts import AlertSettings, AlertType
+from cgm_ray.glucose.alerts import AlertSettings
+from cgm_ray.sharding import shard_of
 from serve_apps.auth import Authenticator, AuthError, Forbidden, Principal
+from serve_apps.batching import write_coalesced
 from serve_apps.config import IngestConfig
-from serve_apps.metrics import IngressMetrics
-from serve_apps.validation import (InvalidReadings, NightscoutEntry, ReadingBatch,
-                                   check_readings, entries_table, parse_batch)
+from serve_apps.openapi_docs import (
+    ENTRIES_BODY,
+    READINGS_BODY,
+    SETTINGS_DISABLED,
+    errors,
+    json_body,
+)
+from serve_apps.rate_limit import TokenBucket
+from serve_apps.replies import PartitionWrite, Rejection, WriteCounts
+from serve_apps.telemetry import IngressTelemetry
+from serve_apps.validation import (
+    InvalidBody,
+    InvalidReadings,
+    NightscoutEntry,
+    ReadingBatch,
+    SensorRegistration,
+    Snooze,
+    check_disabled,
+    check_readings,
+    entries_table,
+    parse_batch,
+)
 
 api = FastAPI(title="cgm-ray ingest", version=__version__,
-              description="CGM readings in, alerts and history out; Nightscout v1 compatible.")
+              description="CGM readings in, alerts and history out; Nightscout v1 compatible. "
+              "Every request needs a credential: the header `api-secret: sha1hex(secret)`, "
+              "`?token=` or `Authorization: Bearer <token>`.")
 
 
 class HTTPProblem(Exception):
@@ -47,37 +69,11 @@ async def _problem(request: Request, exc: HTTPProblem) -> JSONResponse:
                          "description": exc.description}, status_code=exc.status)
 
 
-class SensorRegistration(BaseModel):
-    sensor_id: str = Field(min_length=1, max_length=64)
-    patient_id: str = Field(min_length=1, max_length=64)
-    model: str | None = None
-    started_ms: int | None = None
-    expires_ms: int | None = None
-    warmup_min: int = Field(0, ge=0, le=24 * 60)
-    cohort: str | None = Field(None, max_length=64)
-
-
-class Snooze(BaseModel):
-    type: str
-    minutes: int = Field(30, ge=1, le=24 * 60)
-
-
-class TokenBucket:
-    """Requests per second per credential, with a burst of twice the rate."""
-
-    def __init__(self, rate_per_s: float) -> None:
-        self.rate, self.burst = rate_per_s, 2 * rate_per_s
-        self.level: dict[str, tuple[float, float]] = defaultdict(lambda: (self.burst, time.monotonic()))
-
-    def take(self, key: str) -> bool:
-        level, last = self.level[key]
-        now = time.monotonic()
-        level = min(self.burst, level + (now - last) * self.rate)
-        if level < 1.0:
-            self.level[key] = (level, now)
-            return False
-        self.level[key] = (level - 1.0, now)
-        return True
+def _example(value: int) -> dict:
+    """A query parameter's documented example. Without one, the document Serve serves says
+    ``"example": {}``: FastAPI marks "no example" with a sentinel object, which Serve's copy
+    of the app (pickled) no longer recognises."""
+    return {"default": {"value": value}}
 
 
 def _bearer(request: Request) -> str | None:
@@ -101,8 +97,8 @@ def _int_param(q, *names: str) -> int | None:
         value = q.get(name)
         if value is not None:
             try:
-                return int(float(value))
-            except ValueError:
+                return max(-(1 << 62), min(1 << 62, int(float(value))))
+            except (ValueError, OverflowError):  # OverflowError: "inf"
                 raise HTTPProblem(400, "Bad Request", f"{name}: not a number") from None
     return None
 
@@ -120,11 +116,11 @@ class Ingress:
         self.config = IngestConfig(**config)
         self.auth = Authenticator(os.environ.get(self.config.api_secret_env) or None)
         self.limiter = TokenBucket(self.config.rate_limit_per_s)
-        self.metrics = IngressMetrics()
+        self.telemetry = IngressTelemetry()
 
     # -- helpers -----------------------------------------------------------------------
     def _partition(self, patient_id: str) -> DeploymentHandle:
-        return self.partitions[zlib.crc32(patient_id.encode()) % len(self.partitions)]
+        return self.partitions[shard_of(patient_id, len(self.partitions))]
 
     def _principal(self, request: Request) -> Principal:
         try:
@@ -132,18 +128,18 @@ class Ingress:
                                                request.query_params.get("token")
                                                or _bearer(request))
         except AuthError as exc:
-            self.metrics.rejected.inc(1, {"status": "401"})
+            self.telemetry.rejected.inc(1, {"status": "401"})
             raise HTTPProblem(401, "Unauthorized", str(exc)) from None
         if not self.limiter.take(f"{principal.role}:{principal.subject}"):
-            self.metrics.rejected.inc(1, {"status": "429"})
+            self.telemetry.rejected.inc(1, {"status": "429"})
             raise HTTPProblem(429, "Too Many Requests",
                               f"more than {self.config.rate_limit_per_s:g} requests/s")
         return principal
 
     async def _body(self, request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None and int(declared) > self.config.max_body_bytes:
-            self.metrics.rejected.inc(1, {"status": "413"})
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.config.max_body_bytes:
+            self.telemetry.rejected.inc(1, {"status": "413"})
             raise HTTPProblem(413, "Payload Too Large",
                               f"body over {self.config.max_body_bytes} bytes")
         body = bytearray()
@@ -175,14 +171,18 @@ class Ingress:
             raise HTTPProblem(403, "Forbidden", f"this credential is for patient {principal.subject!r}")
         return principal.subject
 
-    async def _store(self, data: pa.Table | ReadingBatch, principal: Principal) -> dict:
+    def _refuse(self, rejection: Rejection) -> HTTPProblem:
+        self.telemetry.rejected.inc(1, {"status": str(rejection.status)})
+        return HTTPProblem(rejection.status, rejection.phrase, rejection.reason)
+
+    async def _store(self, data: pa.Table | ReadingBatch, principal: Principal) -> WriteCounts:
         """Validate and authorise one request's readings, then write them (coalesced)."""
         now = int(time.time() * 1000)
         try:
             table = check_readings(data, now, self.config.max_future_skew_s,
                                    self.config.min_ts_ms, self.config.max_batch)
         except InvalidReadings as exc:
-            self.metrics.rejected.inc(1, {"status": "422"})
+            self.telemetry.rejected.inc(1, {"status": "422"})
             raise HTTPProblem(422, "Unprocessable Entity", str(exc)) from None
         for pid in pc.unique(table.column("patient_id")).to_pylist():
             try:
@@ -191,79 +191,42 @@ class Ingress:
                 raise HTTPProblem(403, "Forbidden", str(exc)) from None
         started = time.perf_counter()
         result = await self._write(table)
-        self.metrics.latency.observe((time.perf_counter() - started) * 1000, {"route": "write"})
-        if "error" in result:
-            self.metrics.rejected.inc(1, {"status": str(result["status"])})
-            raise HTTPProblem(result["status"], result["message"], result["error"])
+        self.telemetry.latency.observe((time.perf_counter() - started) * 1000, {"route": "write"})
+        if isinstance(result, Rejection):
+            raise self._refuse(result)
         return result
 
     @serve.batch(max_batch_size=256, batch_wait_timeout_s=0.005, max_concurrent_batches=2)
-    async def _write(self, tables: list[pa.Table]) -> list[dict]:
+    async def _write(self, tables: list[pa.Table]) -> list[WriteCounts | Rejection]:
         """Write concurrent requests' readings with one call per partition, not per request.
 
         A partition call costs far more CPU than a request's own work, so requests wait up
         to 5 ms to share one (2 ms gave ~2 requests a call and 25% fewer requests/s); two
         batches may be in flight, so a request never waits a whole round trip to be sent.
         """
-        combined = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        owner = np.repeat(np.arange(len(tables)), [t.num_rows for t in tables])
-        patients = combined.column("patient_id")
-        uniq = pc.unique(patients)
-        part_of_patient = np.array([zlib.crc32(p.encode()) % len(self.partitions)
-                                    for p in uniq.to_pylist()])
-        part = part_of_patient[pc.index_in(patients, uniq).to_numpy()]
-        results: list[dict] = [{"accepted": 0, "duplicates": 0} for _ in tables]
-        groups = [np.flatnonzero(part == k) for k in np.unique(part)]
-        replies = await asyncio.gather(
-            *(self.partitions[part[rows[0]]].ingest.remote(combined.take(rows)) for rows in groups),
-            return_exceptions=True)
-        for rows, reply in zip(groups, replies):
-            members = np.unique(owner[rows])
-            if isinstance(reply, Exception):  # not durable: none of these is acknowledged
-                for m in members:
-                    results[m] = {"error": "storage did not confirm the write; retry",
-                                  "status": 503, "message": "Service Unavailable"}
-                continue
-            if "error" in reply:
-                if len(members) > 1:  # attribute the refusal: retry each request alone
-                    for m in members:
-                        own = rows[owner[rows] == m]
-                        results[m] = await self._write_alone(combined.take(own), results[m])
-                    continue
-                results[members[0]] = {**reply, "message": "Conflict" if reply["status"] == 409
-                                       else "Unprocessable Entity"}
-                continue
-            accepted = np.bincount(owner[rows[reply["accepted_rows"]]], minlength=len(tables))
-            total = np.bincount(owner[rows], minlength=len(tables))
-            for m in members:
-                if "error" not in results[m]:
-                    results[m]["accepted"] += int(accepted[m])
-                    results[m]["duplicates"] += int(total[m] - accepted[m])
-        return results
+        return await write_coalesced(tables, len(self.partitions), self._send)
 
-    async def _write_alone(self, table: pa.Table, so_far: dict) -> dict:
-        reply = await self.partitions[zlib.crc32(table.column("patient_id")[0].as_py().encode())
-                                      % len(self.partitions)].ingest.remote(table)
-        if "error" in reply:
-            return {**reply, "message": "Conflict" if reply["status"] == 409 else
-                    "Unprocessable Entity"}
-        return {"accepted": so_far["accepted"] + reply["accepted"],
-                "duplicates": so_far["duplicates"] + reply["duplicates"]}
+    async def _send(self, partition: int, table: pa.Table) -> PartitionWrite | Rejection:
+        return await self.partitions[partition].ingest.remote(table)
 
-    async def write_readings(self, table: pa.Table) -> dict:
+    async def write_readings(self, table: pa.Table) -> WriteCounts | Rejection:
         """In-cluster writes through a deployment handle (the fleet's Serve sink).
 
         Only code inside the Ray cluster holds handles, so this is the admin path without
         HTTP; validation, coalescing and durability are those of ``POST /api/v2/readings``.
-        Returns ``{accepted, duplicates}`` or ``{error, status}`` instead of raising.
+        A refusal comes back as a ``Rejection`` value rather than an exception (which would
+        reach the caller wrapped in Ray's error types).
         """
         try:
             return await self._store(table, Principal("admin", "*"))
         except HTTPProblem as exc:
-            return {"error": exc.description, "status": exc.status}
+            return Rejection(exc.status, exc.description)
 
     # -- cgm-ray v2 --------------------------------------------------------------------
-    @api.post("/api/v2/readings", summary="Store a batch of readings (columnar JSON or Arrow IPC)")
+    @api.post("/api/v2/readings",
+              summary="Store a batch of readings (columnar JSON or Arrow IPC)",
+              responses=errors(401, 403, 409, 413, 422, 429, 503),
+              openapi_extra={"requestBody": READINGS_BODY})
     async def post_readings(self, request: Request) -> dict:
         principal = self._principal(request)
         body = await self._body(request)
@@ -271,9 +234,11 @@ class Ingress:
             data = parse_batch(body, request.headers.get("content-type", ""))
         except InvalidReadings as exc:
             raise HTTPProblem(422, "Unprocessable Entity", str(exc)) from None
-        return await self._store(data, principal)
+        return (await self._store(data, principal)).as_json()
 
-    @api.post("/api/v2/sensors", summary="Register a sensor to a patient")
+    @api.post("/api/v2/sensors",
+              responses=errors(400, 401, 403, 409, 413, 422, 429), summary="Register a sensor to a patient",
+              openapi_extra={"requestBody": json_body(SensorRegistration)})
     async def register_sensor(self, request: Request) -> dict:
         principal = self._principal(request)
         reg = _model(SensorRegistration, await self._body(request))
@@ -284,11 +249,12 @@ class Ingress:
         attrs = reg.model_dump(exclude={"sensor_id", "patient_id"})
         result = await self._partition(reg.patient_id).register.remote(
             reg.sensor_id, reg.patient_id, attrs)
-        if "error" in result:
-            raise HTTPProblem(409, "Conflict", result["error"])
-        return result
+        if isinstance(result, Rejection):
+            raise self._refuse(result)
+        return result.as_json()
 
-    @api.get("/api/v2/patients/{patient_id}/latest", summary="Latest reading with trend arrow")
+    @api.get("/api/v2/patients/{patient_id}/latest",
+             responses=errors(401, 403, 404, 429), summary="Latest reading with trend arrow")
     async def latest(self, patient_id: str, request: Request) -> dict:
         await self._read_access(request, patient_id)
         rows = await self._partition(patient_id).entries.remote(patient_id, 1, None, None)
@@ -296,25 +262,30 @@ class Ingress:
             raise HTTPProblem(404, "Not Found", f"no readings for patient {patient_id!r}")
         return rows[0]
 
-    @api.get("/api/v2/patients/{patient_id}/history", summary="Recent readings, newest first")
+    @api.get("/api/v2/patients/{patient_id}/history",
+             responses=errors(401, 403, 422, 429), summary="Recent readings, newest first")
     async def history(self, patient_id: str, request: Request,
-                      minutes: int = Query(180, ge=1, le=7 * 1440)) -> list[dict]:
+                      minutes: int = Query(180, ge=1, le=7 * 1440,
+                                           openapi_examples=_example(180))) -> list[dict]:
         await self._read_access(request, patient_id)
         since = int(time.time() * 1000) - minutes * 60_000
         return await self._partition(patient_id).entries.remote(patient_id, 100_000, since, None)
 
-    @api.get("/api/v2/patients/{patient_id}/sensors", summary="Sensor sessions and signal")
+    @api.get("/api/v2/patients/{patient_id}/sensors",
+             responses=errors(401, 403, 429), summary="Sensor sessions and signal")
     async def sensors(self, patient_id: str, request: Request) -> list[dict]:
         await self._read_access(request, patient_id)
         return await self._partition(patient_id).sensors.remote(patient_id)
 
-    @api.get("/api/v2/patients/{patient_id}/alerts", summary="Alert history, newest first")
+    @api.get("/api/v2/patients/{patient_id}/alerts",
+             responses=errors(401, 403, 422, 429), summary="Alert history, newest first")
     async def alerts(self, patient_id: str, request: Request,
-                     limit: int = Query(100, ge=1, le=500)) -> list[dict]:
+                     limit: int = Query(100, ge=1, le=500, openapi_examples=_example(100))) -> list[dict]:
         await self._read_access(request, patient_id)
         return await self._partition(patient_id).alert_history.remote(patient_id, limit)
 
     @api.get("/api/v2/patients/{patient_id}/alerts/stream",
+             responses=errors(401, 403, 429),
              summary="Server-Sent Events: alerts as they fire and resolve")
     async def alert_stream(self, patient_id: str, request: Request) -> StreamingResponse:
         await self._read_access(request, patient_id)
@@ -331,29 +302,43 @@ class Ingress:
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
-    @api.post("/api/v2/patients/{patient_id}/alerts/snooze", summary="Snooze an alert type")
+    @api.post("/api/v2/patients/{patient_id}/alerts/snooze",
+              responses=errors(400, 401, 403, 404, 413, 422, 429), summary="Snooze an alert type",
+              openapi_extra={"requestBody": json_body(Snooze)})
     async def snooze(self, patient_id: str, request: Request) -> dict:
         await self._read_access(request, patient_id)
         body = _model(Snooze, await self._body(request))
-        if body.type.upper() not in AlertType.__members__:
-            raise HTTPProblem(422, "Unprocessable Entity",
-                              f"type: unknown alert type {body.type!r}; known: "
-                              f"{[t.label for t in AlertType]}")
-        await self._partition(patient_id).snooze.remote(patient_id, body.type, body.minutes)
+        try:
+            body.alert_type()
+        except InvalidBody as exc:
+            raise HTTPProblem(422, "Unprocessable Entity", str(exc)) from None
+        refused = await self._partition(patient_id).snooze.remote(patient_id, body.type,
+                                                                  body.minutes)
+        if refused is not None:
+            raise self._refuse(refused)
         return {"snoozed": body.type, "minutes": body.minutes}
 
-    @api.put("/api/v2/patients/{patient_id}/settings", summary="Set a patient's alert settings")
+    @api.put("/api/v2/patients/{patient_id}/settings",
+             responses=errors(400, 401, 403, 413, 422, 429), summary="Set a patient's alert settings",
+             openapi_extra={"requestBody": json_body(AlertSettings,
+                                                      disabled=SETTINGS_DISABLED)})
     async def settings(self, patient_id: str, request: Request) -> dict:
         principal = self._principal(request)
         if principal.role not in ("admin", "patient", "uploader") or (
                 principal.role != "admin" and principal.subject != patient_id):
             raise HTTPProblem(403, "Forbidden", "only the patient or an admin may change settings")
         settings = _model(AlertSettings, await self._body(request))
+        try:
+            check_disabled(settings.disabled)
+        except InvalidBody as exc:
+            raise HTTPProblem(422, "Unprocessable Entity", str(exc)) from None
         await self._partition(patient_id).set_settings.remote(patient_id, settings.model_dump())
         return settings.model_dump()
 
     # -- Nightscout v1 -----------------------------------------------------------------
-    @api.post("/api/v1/entries", summary="Nightscout: upload entries (object or array)")
+    @api.post("/api/v1/entries", summary="Nightscout: upload entries (object or array)",
+              responses=errors(400, 401, 403, 409, 413, 422, 429, 503),
+              openapi_extra={"requestBody": ENTRIES_BODY})
     @api.post("/api/v1/entries.json", include_in_schema=False)
     async def ns_post_entries(self, request: Request) -> list[dict]:
         principal = self._principal(request)
@@ -362,7 +347,7 @@ class Ingress:
             data = json.loads(await self._body(request))
             items = data if isinstance(data, list) else [data]
             entries = [NightscoutEntry.model_validate(x) for x in items]
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise HTTPProblem(400, "Bad Request", f"malformed JSON: {exc}") from None
         except ValidationError as exc:
             err = exc.errors()[0]
@@ -389,20 +374,24 @@ class Ingress:
             until -= 1
         return await self._partition(patient_id).entries.remote(patient_id, count, since, until)
 
-    @api.get("/api/v1/entries", summary="Nightscout: entries, newest first")
+    @api.get("/api/v1/entries",
+             responses=errors(400, 401, 403, 422, 429), summary="Nightscout: entries, newest first")
     @api.get("/api/v1/entries.json", include_in_schema=False)
     @api.get("/api/v1/entries/sgv.json", include_in_schema=False)
     @api.get("/api/v1/entries/sgv", include_in_schema=False)
-    async def ns_entries(self, request: Request, count: int = Query(10, ge=1, le=100_000)
+    async def ns_entries(self, request: Request,
+                         count: int = Query(10, ge=1, le=100_000, openapi_examples=_example(10))
                          ) -> list[dict]:
         return await self._ns_entries(request, count)
 
-    @api.get("/api/v1/entries/current.json", summary="Nightscout: the latest entry")
+    @api.get("/api/v1/entries/current.json",
+             responses=errors(400, 401, 403, 429), summary="Nightscout: the latest entry")
     @api.get("/api/v1/entries/current", include_in_schema=False)
     async def ns_current(self, request: Request) -> list[dict]:
         return await self._ns_entries(request, 1)
 
-    @api.get("/api/v1/status.json", summary="Nightscout: server status and settings")
+    @api.get("/api/v1/status.json",
+             responses=errors(401, 429), summary="Nightscout: server status and settings")
     @api.get("/api/v1/status", include_in_schema=False)
     async def ns_status(self, request: Request) -> dict:
         self._principal(request)
@@ -421,12 +410,15 @@ class Ingress:
     async def health(self) -> dict:
         return {"status": "ok", "partitions": len(self.partitions)}
 
-    @api.get("/api/v2/stats", summary="Per-partition counts (admin)")
+    @api.get("/api/v2/stats",
+             responses=errors(401, 403, 429), summary="Per-partition counts (admin)")
     async def stats(self, request: Request) -> list[dict]:
         self._require_admin(request)
-        return await asyncio.gather(*(p.stats.remote() for p in self.partitions))
+        stats = await asyncio.gather(*(p.stats.remote() for p in self.partitions))
+        return [s.as_json() for s in stats]
 
     @api.post("/api/v2/admin/flush",
+              responses=errors(401, 403, 429),
               summary="Land every open log segment now, for an ETL run right after (admin)")
     async def flush(self, request: Request) -> dict:
         self._require_admin(request)

@@ -1,9 +1,9 @@
 """One ingest partition's in-memory state: sensors, recent readings, alerts, subscribers.
 
-Plain Python (no Ray, no HTTP), so it is tested directly; ``serve_apps.partition`` wraps it
-with the write-ahead log in a Serve deployment. Recent readings live in per-sensor ring
-buffers (``hot_readings`` per sensor) that serve the app's reads and deduplicate on
-(sensor, timestamp); older history is the lake's job.
+Plain Python (no Ray, no HTTP), so it is tested directly; ``serve_apps.partition_core``
+adds the write-ahead log and ``serve_apps.partition`` the Serve deployment. Recent
+readings live in per-sensor ring buffers (``hot_readings`` per sensor) that serve the
+app's reads and deduplicate on (sensor, timestamp); older history is the lake's job.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -49,6 +49,10 @@ class SensorInfo:
     expires_ms: int | None = None
     warmup_min: int = 0
     registered_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+
+    def as_json(self) -> dict:
+        """The record as the API shows it (without the internal ring-buffer slot)."""
+        return {k: v for k, v in asdict(self).items() if k != "slot"}
 
 
 @dataclass
@@ -255,7 +259,7 @@ class PartitionState:
             else:
                 gaps = np.array([])
             out.append({
-                **{k: v for k, v in asdict(info).items() if k != "slot"},
+                **info.as_json(),
                 "last_seen_ms": None if last < 0 else last,
                 "minutes_since_last": stale_min,
                 "signal": ("never seen" if last < 0 else "ok" if stale_min < 15
@@ -272,7 +276,7 @@ def _entry(ts_ms: int, glucose: float, flag: int, slope: float, arrow: str, devi
     delta = None if np.isnan(slope) else round(slope * 5.0, 2)
     return {
         "_id": f"{device}:{ts_ms}", "type": "sgv", "sgv": int(round(glucose)), "date": ts_ms,
-        "dateString": datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc)
+        "dateString": datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
         .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "direction": arrow, "delta": 0.0 if delta is None else delta, "device": device,
         "noise": 1, "rangeFlag": {-1: "LOW", 0: "", 1: "HIGH"}[flag],

@@ -1,7 +1,11 @@
-"""Request validation: reading batches (columnar JSON or Arrow IPC) and Nightscout entries.
+"""Request validation: reading batches (columnar JSON or Arrow IPC), Nightscout entries,
+sensor registrations and snoozes.
 
 Every check names the field and, for batches, the first offending row, so a client can
-fix its data; nothing invalid reaches the write-ahead log.
+fix its data; nothing invalid reaches the write-ahead log. The models' JSON schemas (the
+API's OpenAPI document) state the same limits as the checks, so a client generating
+bodies from the schema gets them accepted; what JSON Schema cannot say (equal-length
+columns, the clock) is in the descriptions.
 """
 
 from __future__ import annotations
@@ -15,14 +19,29 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cgm_ray.schema import ARROW_STREAM, LANDING_SCHEMA
+from cgm_ray.glucose.alerts import AlertType
+from cgm_ray.schema import ARROW_STREAM, EARLIEST_TS_MS, LANDING_SCHEMA
 
 GLUCOSE_RANGE_MGDL = (20.0, 600.0)
 MAX_ID_LEN = 64
+INT64 = (-(1 << 63), (1 << 63) - 1)
+SAFE_INT = (1 << 53) - 1  # the largest integer every JSON parser reads exactly
+ALERT_TYPES = [t.label for t in AlertType]
+
+# JSON Schema fragments of the checks below (documentation only: the checks enforce them).
+_ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN}
+_TS = {"type": "integer", "minimum": EARLIEST_TS_MS, "maximum": SAFE_INT,
+       "description": "epoch milliseconds, UTC; at least the server's min_ts_ms "
+       "(2000-01-01 by default) and at most max_future_skew_s (300 s) ahead of its clock"}
+_GLUCOSE = {"type": "number", "minimum": GLUCOSE_RANGE_MGDL[0], "maximum": GLUCOSE_RANGE_MGDL[1]}
 
 
-class InvalidReadings(ValueError):
-    """A batch failed validation; ``field`` and ``row`` say where (HTTP 422)."""
+def _column(items: dict) -> dict:
+    return {"json_schema_extra": {"type": "array", "items": items, "minItems": 1}}
+
+
+class InvalidBody(ValueError):
+    """A request body failed validation; ``field`` and ``row`` say where (HTTP 422)."""
 
     def __init__(self, field: str, message: str, row: int | None = None) -> None:
         self.field, self.row, self.message = field, row, message
@@ -30,28 +49,79 @@ class InvalidReadings(ValueError):
         super().__init__(f"{field}{where}: {message}")
 
 
+class InvalidReadings(InvalidBody):
+    """A batch of readings failed validation."""
+
+
 class ReadingBatch(BaseModel):
-    """Columnar JSON batch: equal-length arrays, one element per reading."""
+    """Columnar JSON batch: equal-length arrays, one element per reading (at most the
+    server's max_batch, 50,000 by default); ``range_flag`` is -1 (LOW), 0 or 1 (HIGH)."""
 
     model_config = ConfigDict(extra="forbid")
-    patient_id: list[str]
-    sensor_id: list[str]
-    ts_ms: list[int]
-    glucose_mgdl: list[float]
+    patient_id: list[str] = Field(**_column(_ID))
+    sensor_id: list[str] = Field(**_column(_ID))
+    ts_ms: list[int] = Field(**_column(_TS))
+    glucose_mgdl: list[float] = Field(**_column(_GLUCOSE))
     range_flag: list[Literal[-1, 0, 1]] | None = None
 
 
 class NightscoutEntry(BaseModel):
-    """A Nightscout v1 entry; only ``sgv`` entries carry CGM readings."""
+    """A Nightscout v1 entry; only ``sgv`` entries carry CGM readings (others are skipped).
 
-    model_config = ConfigDict(extra="allow")
+    An sgv entry needs ``sgv`` and its time as ``date`` or ``dateString``; ``device``
+    names the sensor (1-64 characters, "nightscout" if absent or empty).
+    """
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={
+        "if": {"properties": {"type": {"const": "sgv"}}},  # also when "type" is absent
+        "then": {"required": ["sgv"], "properties": {"sgv": _GLUCOSE},
+                 "anyOf": [{"required": ["date"], "properties": {"date": _TS}},
+                           {"required": ["dateString"], "properties": {"dateString": {
+                               "type": "string", "format": "date-time"}}}]}})
     type: str = "sgv"
-    sgv: float | None = None
-    date: int | None = Field(None, description="epoch ms")
-    dateString: str | None = None
-    device: str | None = None
+    sgv: float | None = Field(None, json_schema_extra={"anyOf": [_GLUCOSE, {"type": "null"}]})
+    date: int | None = Field(None, json_schema_extra={"anyOf": [_TS, {"type": "null"}]})
+    dateString: str | None = Field(None, json_schema_extra={
+        "anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]})
+    device: str | None = Field(None, json_schema_extra={
+        "anyOf": [{"type": "string", "maxLength": MAX_ID_LEN}, {"type": "null"}]})
     direction: str | None = None
     noise: int | None = None
+
+
+class SensorRegistration(BaseModel):
+    """A sensor registered to a patient (``POST /api/v2/sensors``)."""
+
+    sensor_id: str = Field(min_length=1, max_length=MAX_ID_LEN)
+    patient_id: str = Field(min_length=1, max_length=MAX_ID_LEN)
+    model: str | None = None
+    started_ms: int | None = Field(None, ge=-SAFE_INT, le=SAFE_INT, description="epoch ms")
+    expires_ms: int | None = Field(None, ge=-SAFE_INT, le=SAFE_INT, description="epoch ms")
+    warmup_min: int = Field(0, ge=0, le=24 * 60)
+    cohort: str | None = Field(None, max_length=MAX_ID_LEN)
+
+
+class Snooze(BaseModel):
+    """Silence one alert type of a patient for ``minutes``."""
+
+    type: str = Field(json_schema_extra={"enum": ALERT_TYPES})
+    minutes: int = Field(30, ge=1, le=24 * 60)
+
+    def alert_type(self) -> AlertType:
+        """The alert type named (any case); InvalidBody names the known ones."""
+        try:
+            return AlertType[self.type.upper()]
+        except KeyError:
+            raise InvalidBody("type", f"unknown alert type {self.type!r}; "
+                                  f"known: {ALERT_TYPES}") from None
+
+
+def check_disabled(names: list[str]) -> None:
+    """Alert settings' ``disabled`` list names known alert types (any case)."""
+    for i, name in enumerate(names):
+        if name.upper() not in AlertType.__members__:
+            raise InvalidBody("disabled", f"unknown alert type {name!r}; "
+                                  f"known: {ALERT_TYPES}", i)
 
 
 def _check_ids(values: pa.Array, field: str) -> None:
@@ -72,8 +142,13 @@ def check_table(table: pa.Table, now_ms: int, max_future_skew_s: int, min_ts_ms:
                 max_batch: int) -> pa.Table:
     """Validate and normalise an Arrow batch to ``LANDING_SCHEMA`` (received_ms = now)."""
     _check_count(table.num_rows, max_batch)
-    for name in ("patient_id", "sensor_id", "ts_ms", "glucose_mgdl"):
-        if name not in table.column_names:
+    for name in ("patient_id", "sensor_id", "ts_ms", "glucose_mgdl", "range_flag"):
+        found = len(table.schema.get_all_field_indices(name))
+        if found > 1:
+            raise InvalidReadings(name, "column given twice")
+        if not found:
+            if name == "range_flag":
+                break
             raise InvalidReadings(name, "field required")
         if table.column(name).null_count:
             raise InvalidReadings(name, "must not be null",
@@ -85,7 +160,7 @@ def check_table(table: pa.Table, now_ms: int, max_future_skew_s: int, min_ts_ms:
                 if "range_flag" in table.column_names else None)
         patients = table.column("patient_id").cast(pa.string()).combine_chunks()
         sensors = table.column("sensor_id").cast(pa.string()).combine_chunks()
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+    except pa.ArrowException as exc:
         raise InvalidReadings("readings", f"wrong column type: {exc}") from None
     return _landing(patients, sensors, ts, g, flag, now_ms, max_future_skew_s, min_ts_ms)
 
@@ -104,9 +179,13 @@ def check_batch(batch: ReadingBatch, now_ms: int, max_future_skew_s: int, min_ts
         raise InvalidReadings("readings", "all columns must have the same length")
     _check_count(len(batch.ts_ms), max_batch)
     flag = np.asarray(batch.range_flag, np.int8) if batch.range_flag is not None else None
+    try:
+        ts = np.asarray(batch.ts_ms, np.int64)
+    except OverflowError:
+        raise InvalidReadings("ts_ms", "must be epoch milliseconds (a 64-bit integer)") from None
     return _landing(pa.array(batch.patient_id, pa.string()), pa.array(batch.sensor_id, pa.string()),
-                    np.asarray(batch.ts_ms, np.int64), np.asarray(batch.glucose_mgdl, np.float64),
-                    flag, now_ms, max_future_skew_s, min_ts_ms)
+                    ts, np.asarray(batch.glucose_mgdl, np.float64), flag, now_ms,
+                    max_future_skew_s, min_ts_ms)
 
 
 def _landing(patients: pa.Array, sensors: pa.Array, ts: np.ndarray, g: np.ndarray,
@@ -140,7 +219,7 @@ def parse_batch(body: bytes, content_type: str) -> pa.Table | ReadingBatch:
     if content_type.startswith(ARROW_STREAM):
         try:
             return ipc.open_stream(pa.py_buffer(body)).read_all()
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowException, OSError) as exc:
             raise InvalidReadings("body", f"not an Arrow IPC stream: {exc}") from None
     try:
         return ReadingBatch.model_validate_json(body)
@@ -168,10 +247,12 @@ def entries_table(entries: list[NightscoutEntry], patient_id: str) -> tuple[pa.T
             if not e.dateString:
                 raise InvalidReadings("date", "date (epoch ms) or dateString required", i)
             try:
-                e.date = int(datetime.fromisoformat(e.dateString.replace("Z", "+00:00"))
+                e.date = int(datetime.fromisoformat(e.dateString.upper().replace("Z", "+00:00"))
                              .timestamp() * 1000)
-            except ValueError:
+            except (ValueError, OverflowError, OSError):
                 raise InvalidReadings("dateString", "not an ISO 8601 time", i) from None
+        if not INT64[0] <= e.date <= INT64[1]:
+            raise InvalidReadings("date", "must be epoch milliseconds (a 64-bit integer)", i)
     table = pa.table({
         "patient_id": [patient_id] * len(rows),
         "sensor_id": [e.device or "nightscout" for e in rows],

@@ -36,7 +36,7 @@ class Webhooks:
                         return True
                     if resp.status < 500 and resp.status != 429:
                         break  # the receiver refuses them: retrying will not help
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 pass
             await asyncio.sleep(BACKOFF_S * 2 ** attempt)
         self.failed += len(events)

@@ -84,7 +84,8 @@ def test_app_restart_replays_the_log_and_keeps_deduplicating(server):
     base_ms = int(time.time() * 1000) - 86_400_000
     batch = {"patient_id": ["replay"] * 3, "sensor_id": ["rp"] * 3,
              "ts_ms": [base_ms, base_ms + 5 * MIN, base_ms + 10 * MIN], "glucose_mgdl": [90, 95, 99]}
-    assert requests.post(f"{url}/api/v2/readings", json=batch, headers=ADMIN, timeout=30).json()["accepted"] == 3
+    reply = requests.post(f"{url}/api/v2/readings", json=batch, headers=ADMIN, timeout=30)
+    assert reply.json()["accepted"] == 3
     serve.delete("ingest")
     serve.run(build({"data_dir": str(tmp / "ingest"), "landing_dir": str(tmp / "landing"),
                      "partitions": 1}), name="ingest", route_prefix="/")

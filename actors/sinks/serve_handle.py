@@ -15,6 +15,7 @@ from ray import serve
 
 from actors.sinks.base import Delivery, Window
 from actors.sinks.http import landing_columns
+from serve_apps.replies import Rejection
 
 
 class ServeHandleSink:
@@ -38,9 +39,9 @@ class ServeHandleSink:
                 self._handle = None
                 time.sleep(min(5.0, self.backoff_s * 2 ** attempt))
                 continue
-            if "error" not in reply:
+            if not isinstance(reply, Rejection):
                 return Delivery(acked=table.num_rows)
-            if reply["status"] < 500:
+            if reply.status < 500:
                 break  # refused for a reason a retry cannot fix
             time.sleep(min(5.0, self.backoff_s * 2 ** attempt))
         return Delivery(acked=0, failed=table.num_rows)

@@ -1,4 +1,4 @@
-"""The ingest's Ray metrics (exported with a ``ray_`` prefix)."""
+"""The ingest's Prometheus telemetry as Ray metrics (exported with a ``ray_`` prefix)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from ray.util import metrics
 LATENCY_BOUNDARIES_MS = [0.5, 1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 5000]
 
 
-class IngestMetrics:
+class IngestTelemetry:
     """Counters of one partition."""
 
     def __init__(self, partition: int) -> None:
@@ -31,7 +31,7 @@ class IngestMetrics:
                 self._alerts.inc(1, {**self._tags, "type": e["type"]})
 
 
-class IngressMetrics:
+class IngressTelemetry:
     """Counters of the HTTP ingress."""
 
     def __init__(self) -> None:
