@@ -130,3 +130,112 @@ def test_vectorisable_log_and_the_risk_function():
 def test_unknown_s2013_parameter_is_refused():
     with pytest.raises(ValueError, match="sigmaa"):
         uva.s2013_params(reference_cohort(["adult#001"]).params, {"sigmaa": 1.0})
+
+
+# --- Hypo treatment in the kernel (ADA 15-15 rule) ----------------------------------------
+
+from simulators.integrator import CLOCK0_MIN, NIGHT_DELAY_MIN  # noqa: E402
+from simulators.meals import RandomDailyMeals  # noqa: E402
+from simulators.therapy import HypoTreatment  # noqa: E402
+
+ADA = HypoTreatment(below_mgdl=70.0)
+OD_NAMES = ["adolescent#003", "child#001", "adolescent#001"]
+
+
+def rescues_of(steps):
+    """(patient, minute, grams) of every rescue in ``steps``, by patient then minute."""
+    patient, minute, grams = (np.concatenate([getattr(s.rescues, f) for s in steps])
+                              for f in ("patient", "minute", "grams"))
+    order = np.lexsort((minute, patient))
+    return patient[order], minute[order], grams[order]
+
+
+def trace(steps, field="gsub_mgdl"):
+    return np.concatenate([getattr(s, field) for s in steps], axis=1)
+
+
+def test_hypo_treatment_off_changes_nothing():
+    cohort, meals = overdosed(OD_NAMES, 10.0)
+    _, plain, _ = run(get_model("uva_padova"), cohort, meals)
+    off = HypoTreatment(below_mgdl=0.0, rescue_g=99.0, night_delay_min=(5, 9))
+    _, with_off, _ = run(get_model("uva_padova"), cohort, meals, hypo_treatment=off)
+    np.testing.assert_array_equal(trace(with_off), trace(plain))
+    assert all(s.rescues is None for s in plain + with_off)
+
+
+@pytest.mark.parametrize("model", ["uva_padova", "uva_padova_s2013"])
+def test_ada_rule_treats_a_daytime_low_every_15_minutes(model):
+    cohort = reference_cohort(OD_NAMES)
+    cohort = replace(cohort, cr_g_per_u=np.full(len(OD_NAMES), 0.01 / 10.0))
+    meals = FixedMeals((600,), (0.01,), (True,))  # 10 U at 10:00
+    _, untreated, g0 = run(get_model(model), cohort, meals, therapy=Therapy())
+    _, treated, g1 = run(get_model(model), cohort, meals, therapy=Therapy(), hypo_treatment=ADA)
+    patient, minute, grams = rescues_of(treated)
+    gsub = trace(treated)
+    assert set(grams) <= {15.0, 30.0}
+    for i in range(len(OD_NAMES)):
+        mine = minute[patient == i]
+        assert mine[0] == np.flatnonzero(gsub[i] < 70)[0]  # awake: at once
+        assert (np.diff(mine) >= 15).all()
+        assert (gsub[i, mine] < 70).all()
+    assert g0[:2].min() < 1 and g1[:2].min() > 25  # measured 0 vs 51, 35 (S2008), 37, 28
+
+
+def test_a_night_low_waits_for_the_sleeper():
+    cohort, meals = overdosed(OD_NAMES, 10.0)  # 10 U at 01:00
+    sim, steps, _ = run(get_model("uva_padova"), cohort, meals, therapy=Therapy(),
+                        hypo_treatment=ADA)
+    delay = sim.behaviour_rows[:, NIGHT_DELAY_MIN]
+    assert ((delay >= 0) & (delay <= 60)).all() and len(set(delay)) > 1  # drawn per patient
+    patient, minute, _ = rescues_of(steps)
+    gsub = trace(steps)
+    for i in range(len(OD_NAMES)):
+        low = np.flatnonzero(gsub[i] < 70)[0]
+        assert minute[patient == i][0] == low + delay[i]
+    awake = HypoTreatment(below_mgdl=70.0, night_min=(0, 0))  # no night
+    _, steps, _ = run(get_model("uva_padova"), cohort, meals, therapy=Therapy(),
+                      hypo_treatment=awake)
+    patient, minute, _ = rescues_of(steps)
+    for i in range(len(OD_NAMES)):
+        assert minute[patient == i][0] == np.flatnonzero(trace(steps)[i] < 70)[0]
+
+
+def test_overtreating_is_a_per_rescue_draw():
+    cohort, meals = overdosed(OD_NAMES, 10.0)
+    def grams(p):
+        h = HypoTreatment(below_mgdl=70.0, overtreat_prob=p)
+        return rescues_of(run(get_model("uva_padova"), cohort, meals, hypo_treatment=h)[1])[2]
+    assert set(grams(0.0)) == {15.0} and set(grams(1.0)) == {30.0}
+    g = grams(0.5)
+    assert {15.0, 30.0} == set(g)
+    np.testing.assert_array_equal(grams(0.5), g)  # the same draws again
+
+
+def test_rescues_resume_exactly_from_a_checkpoint_and_do_not_depend_on_the_shard():
+    cohort, meals = overdosed(OD_NAMES, 10.0)
+    def make(c=cohort):
+        return Simulation(get_model("uva_padova_s2013"), c, meals, Therapy(),
+                          get_sensor("dexcom_g6"), seed=4, hypo_treatment=ADA)
+    whole = list(make().run(1440, chunk_min=60, trace=True))
+    first = make()
+    parts = list(first.run(150, chunk_min=50, trace=True))  # a night rescue is pending
+    state = first.state_dict()
+    assert (state["hypo_state"][:, 1] > 150).any()
+    resumed = make()
+    resumed.load_state_dict(state)
+    parts += list(resumed.run(1290, chunk_min=43, trace=True))
+    np.testing.assert_array_equal(trace(parts), trace(whole))
+    for a, b in zip(rescues_of(parts), rescues_of(whole)):
+        np.testing.assert_array_equal(a, b)
+    alone = list(make(cohort.take(slice(1, 2))).run(1440, chunk_min=90, trace=True))
+    np.testing.assert_array_equal(trace(alone)[0], trace(whole)[1])
+    p, m, g = rescues_of(whole)
+    np.testing.assert_array_equal(rescues_of(alone)[1], m[p == 1])
+    np.testing.assert_array_equal(rescues_of(alone)[2], g[p == 1])
+
+
+def test_the_clock_follows_the_meal_plan_start():
+    cohort = reference_cohort(["adult#001"])
+    sim = Simulation(get_model("uva_padova"), cohort, RandomDailyMeals(1, start_minute_of_day=480),
+                     Therapy(), get_sensor("ideal"), hypo_treatment=ADA)
+    assert sim.behaviour_rows[0, CLOCK0_MIN] == 480
