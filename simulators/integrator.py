@@ -150,8 +150,9 @@ def make_advance(derivatives: Callable, gsub_mgdl: Callable, bg_mgdl: Callable,
     state), reading meal and bolus events as per-patient CSR arrays, and writes
     interstitial and plasma glucose at the start of each minute into ``gsub_out`` and
     ``bg_out`` [N, n_min], and the grams of each hypo rescue into ``rescue_out`` (which
-    must come zeroed). A rescue lands at the start of its minute in the gut state
-    ``rescue_state`` (``rescue_mg_per_g`` mg per gram): fast carbohydrate skips the stomach.
+    must come zeroed). A rescue is added at the start of its minute to the state
+    ``rescue_state``, ``rescue_mg_per_g`` mg per gram (each model says where fast
+    carbohydrate goes, e.g. ``uva_padova.RESCUE_STATE``).
     """
 
     @njit(error_model="numpy")

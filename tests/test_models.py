@@ -96,7 +96,7 @@ def uva_reference_kernel(model: str):
     return make_advance(uva_padova.derivatives_s2013 if s2013 else uva_padova.derivatives,
                         uva_padova.gsub_mgdl, uva_padova.bg_mgdl,
                         uva_padova.N_STATES_S2013 if s2013 else uva_padova.N_STATES,
-                        rescue_state=2, rescue_mg_per_g=1000.0)
+                        uva_padova.RESCUE_STATE, uva_padova.RESCUE_MG_PER_G)
 
 
 @pytest.mark.parametrize("model", ["uva_padova", "uva_padova_s2013"])
