@@ -57,8 +57,8 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from simulators.integrator import (HYPO_BELOW_MGDL, N_MEAL_STATE, PLANNED_G, minute_inputs,
-                                   rescue_carbs_g)
+from simulators.integrator import (HYPO_BELOW_MGDL, N_MEAL_STATE, NOT_DUE, PLANNED_G,
+                                   RESCUE_DUE_MIN, minute_inputs, rescue_carbs_g)
 
 STATE_NAMES = (
     "qsto1_mg", "qsto2_mg", "qgut_mg", "gp_mg_per_kg", "gt_mg_per_kg", "ip_pmol_per_kg",
@@ -624,7 +624,9 @@ def _advance_block(i0, i1, x, p, meal, therapy, basal_u_per_min, t0, n_min, subs
         for j in range(nl):
             i = i0 + j
             gsub = w[12 * BLOCK + j] / p[i, VG]
-            if treats:
+            # (the cheap part of rescue_carbs_g's test first: most lanes are not low)
+            if treats and (gsub < behaviour[i, HYPO_BELOW_MGDL]
+                           or hypo[i, RESCUE_DUE_MIN] != NOT_DUE):
                 grams = rescue_carbs_g(hypo, behaviour, i, t, gsub, keys[i], seed)
                 if grams > 0.0:
                     w[RESCUE_STATE * BLOCK + j] += grams * RESCUE_MG_PER_G
