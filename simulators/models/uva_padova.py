@@ -40,8 +40,10 @@ Every value below is a GUESS from the two open implementations that also guess
 and r2, which are Kovatchev's published risk constants. The same values serve every patient;
 ``s2013_params`` takes per-patient arrays to override them.
 
-The right-hand side is a scalar numba function over one patient's parameter row: the readable statement of the model, which the generic
-integrator (``simulators.integrator.make_advance``) compiles into the reference kernel.
+The right-hand side (``derivatives``, ``derivatives_s2013``: one source, ``_scalar_rhs``) is
+a scalar numba function over one patient's parameter row: the readable statement of the
+model, which the generic integrator (``simulators.integrator.make_advance``) compiles into
+the reference kernel.
 
 ``advance`` (bottom of this file) is the production kernel: the same equations and RK4,
 evaluated structure-of-arrays across blocks of 64 patients so LLVM widens them to
