@@ -49,7 +49,10 @@ the reference kernel.
 evaluated structure-of-arrays across blocks of 64 patients so LLVM widens them to
 AVX-512/AVX2, with a polynomial exp (numba has no SVML). It agrees with the reference
 kernel to ~1e-12 mg/dL (``tests/test_models.py``) and is about 4.5x faster (40,000
-patient-days/s on 2 cores at 10k patients against 8,900).
+patient-days/s on 2 cores at 10k patients against 8,900). S2013 runs through the same
+source with its terms switched on (``rk4_block``): one thread does 12,900-13,700 S2013
+patient-days per CPU-second against 20,800-21,800 for S2008 (benchmarks/bench_simulator.py's
+day, 10k patients, three runs); the two logs and the exp of the risk are most of the cost.
 """
 
 from __future__ import annotations
