@@ -99,7 +99,7 @@ RESCUE_MG_PER_G = 1000.0
 S2013_DEFAULTS = {
     "Gth": 60.0,  # glucose threshold of glucagon secretion and of the risk plateau (paper, doc)
     "r3": 1.509,  # GUESS, loopinsight1 "rgamma"; risk is 10x insulin action at 60 mg/dL
-    "Hb": 60.0,  # GUESS, loopinsight1 (SmartCGMS 30); typical fasting glucagon 50-100 pg/mL
+    "Hb": 60.0,  # GUESS, loopinsight1 (read off Dalla Man 2014 Fig. 5; SmartCGMS 30), pg/mL
     "n": 0.2,  # GUESS, loopinsight1 "nH" 1/min: glucagon half-life 3.5 min (Lv 2013: 5.2)
     "rho": 0.5,  # GUESS, loopinsight1 1/min (SmartCGMS 0.12)
     # GUESS, 7-15x the open guesses (loopinsight1 0.2, SmartCGMS 0.4): with I in pmol/L the
