@@ -13,24 +13,39 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulators import sensor as sensors
-from simulators.integrator import CF_MGDL_PER_U, CORRECT_ABOVE_MGDL, N_MEAL_STATE, TARGET_MGDL
+from simulators.integrator import (CF_MGDL_PER_U, CORRECT_ABOVE_MGDL, HYPO_BELOW_MGDL,
+                                   LAST_RESCUE_MIN, N_HYPO_STATE, N_MEAL_STATE, NEVER,
+                                   NOT_DUE, RESCUE_DUE_MIN, TARGET_MGDL)
 from simulators.meals import MealEvents, MealPlan, window
 from simulators.models import PhysiologyModel
 from simulators.population import Cohort
-from simulators.therapy import BolusEvents, Therapy, meal_boluses
+from simulators.therapy import BolusEvents, HypoTreatment, Therapy, meal_boluses
 
 DEFAULT_CHUNK_MIN = 60
 EVENT_BUFFER_MIN = 1440  # meals and boluses are drawn a simulated day at a time
 
 
 @dataclass(frozen=True)
+class Rescues:
+    """Hypo rescues taken (``HypoTreatment``), sorted by (patient row, minute)."""
+
+    patient: np.ndarray  # int64 row in the cohort
+    minute: np.ndarray  # int64 simulation minute the carbohydrate was taken
+    grams: np.ndarray  # float64 fast carbohydrate
+
+    def __len__(self) -> int:
+        return len(self.minute)
+
+
+@dataclass(frozen=True)
 class Step:
-    """What one ``advance`` produced: readings, and the true glucose when traced."""
+    """What one ``advance`` produced: readings, rescues, and the true glucose when traced."""
 
     t0: int
     readings: sensors.Readings
     gsub_mgdl: np.ndarray | None = None  # [N, n_min] interstitial, start of each minute
     bg_mgdl: np.ndarray | None = None  # [N, n_min] plasma
+    rescues: Rescues | None = None  # None when no patient treats lows
 
 
 def _csr(patient: np.ndarray, n: int) -> np.ndarray:
@@ -40,12 +55,21 @@ def _csr(patient: np.ndarray, n: int) -> np.ndarray:
     return ptr
 
 
+def _fresh_hypo_state(n: int) -> np.ndarray:
+    """Hypo-treatment state [N, N_HYPO_STATE] before any rescue: none taken, none due."""
+    state = np.empty((n, N_HYPO_STATE))
+    state[:, LAST_RESCUE_MIN] = NEVER
+    state[:, RESCUE_DUE_MIN] = NOT_DUE
+    return state
+
+
 class Simulation:
     """N virtual patients wearing CGMs, advanced minute by minute in compiled chunks."""
 
     def __init__(self, model: PhysiologyModel, cohort: Cohort, meals: MealPlan,
                  therapy: Therapy, sensor: sensors.SensorSpec, seed: int = 0,
-                 staggered_sensors: bool = False, substeps: int = 1) -> None:
+                 staggered_sensors: bool = False, substeps: int = 1,
+                 hypo_treatment: HypoTreatment = HypoTreatment()) -> None:
         self.model, self.cohort, self.meals = model, cohort, meals
         self.therapy, self.sensor, self.seed, self.substeps = therapy, sensor, seed, substeps
         params = model.build_params(cohort)
@@ -57,6 +81,11 @@ class Simulation:
         self.therapy_rows[:, CF_MGDL_PER_U] = cohort.cf_mgdl_per_u
         self.therapy_rows[:, TARGET_MGDL] = therapy.target_mgdl
         self.therapy_rows[:, CORRECT_ABOVE_MGDL] = therapy.correct_above_mgdl
+        # Per-patient hypo-treatment behaviour (simulators.integrator columns); clock minute
+        # 0 is midnight unless the meal plan says when the simulation starts.
+        clock0 = getattr(meals, "start_minute_of_day", 0)
+        self.behaviour_rows = hypo_treatment.rows(cohort.keys, seed, clock0)
+        self.hypo_state = _fresh_hypo_state(n)
         self.minute = 0
         self.x = np.array(model.initial_state(cohort), dtype=np.float64, order="C")  # a copy
         self.meal_state = np.zeros((n, N_MEAL_STATE))
@@ -84,14 +113,21 @@ class Simulation:
         meals, bol = self._events(t0, t0 + n_min)
         gsub = np.empty((n, n_min))
         bg = np.empty((n, n_min))
+        treats = bool((self.behaviour_rows[:, HYPO_BELOW_MGDL] > 0).any())
+        rescue_g = np.zeros((n, n_min) if treats else (n, 0))  # written only on a rescue
         self.model.advance(
             self.x, self.params, self.meal_state, self.therapy_rows, self.basal_u_per_min,
             t0, n_min, self.substeps, _csr(meals.patient, n), meals.minute, meals.grams,
-            _csr(bol.patient, n), bol.minute, bol.units, bol.correct, gsub, bg)
+            _csr(bol.patient, n), bol.minute, bol.units, bol.correct, self.behaviour_rows,
+            self.hypo_state, self.cohort.keys, self.seed, gsub, bg, rescue_g)
         readings = sensors.sample(self.sensor, self.sensor_state, gsub, t0, self.cohort.keys,
                                   self.seed)
+        rescues = None
+        if treats:
+            patient, minute = np.nonzero(rescue_g)
+            rescues = Rescues(patient, t0 + minute, rescue_g[patient, minute])
         self.minute += n_min
-        return Step(t0, readings, gsub if trace else None, bg if trace else None)
+        return Step(t0, readings, gsub if trace else None, bg if trace else None, rescues)
 
     def run(self, n_min: int, chunk_min: int = DEFAULT_CHUNK_MIN, trace: bool = False):
         """Advance ``n_min`` minutes in chunks, yielding each chunk's ``Step``."""
@@ -103,6 +139,7 @@ class Simulation:
         """Everything that changes as the simulation runs (for checkpoints)."""
         s = self.sensor_state
         return {"minute": self.minute, "x": self.x.copy(), "meal_state": self.meal_state.copy(),
+                "hypo_state": self.hypo_state.copy(),
                 **{f"sensor_{k}": v.copy() for k, v in vars(s).items()}}
 
     def load_state_dict(self, state: dict[str, np.ndarray | int]) -> None:
@@ -110,5 +147,8 @@ class Simulation:
         self.minute = int(state["minute"])
         self.x = np.array(state["x"], dtype=np.float64)
         self.meal_state = np.array(state["meal_state"], dtype=np.float64)
+        # Checkpoints from before hypo treatment existed carry no hypo state: none pending.
+        self.hypo_state = (np.array(state["hypo_state"], dtype=np.float64)
+                           if "hypo_state" in state else _fresh_hypo_state(len(self)))
         self.sensor_state = sensors.SensorState(
             **{k: np.array(state[f"sensor_{k}"]) for k in vars(self.sensor_state)})

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulators import integrator as kernel
 from simulators import rng
 from simulators.meals import MealEvents
 
@@ -65,3 +66,48 @@ def meal_boluses(therapy: Therapy, meals: MealEvents, keys: np.ndarray,
         units=(meals.grams / cr_g_per_u[meals.patient])[take][order],
         correct=np.full(int(take.sum()), therapy.correction, dtype=bool),
     )
+
+
+@dataclass(frozen=True)
+class HypoTreatment:
+    """How patients treat a low: the ADA 15-15 rule, with a sleeper's delay and over-treating.
+
+    Below ``below_mgdl`` (interstitial glucose, what the CGM shows) the patient takes
+    ``rescue_g`` of fast carbohydrate, re-checks after ``recheck_min`` and repeats (ADA
+    Standards of Care; ReplayBG's default handler: 15 g when G < 70 and no treatment in the
+    last 15 min). With probability ``overtreat_prob`` a rescue is ``overtreat_g`` instead, a
+    GUESS: over-treatment is common but no rate is given in shared/docs. Between
+    ``night_min`` (clock minutes, 0 = midnight; 23:00-07:00) the patient is asleep and acts
+    a per-patient delay later, drawn once uniformly from ``night_delay_min`` (a GUESS, the
+    brief's 0-60 min); they stay awake ``awake_after_rescue_min`` after a rescue. The
+    default ``below_mgdl = 0`` turns it off (bit-identical to a run without it); the ADA rule
+    is ``HypoTreatment(below_mgdl=70)``. ``rows`` gives the per-patient behaviour rows the
+    kernel reads (columns in ``simulators.integrator``), which a behaviour config may edit
+    per patient before the simulation starts.
+    """
+
+    below_mgdl: float = 0.0
+    rescue_g: float = 15.0
+    recheck_min: int = 15
+    overtreat_prob: float = 0.3
+    overtreat_g: float = 30.0
+    night_min: tuple[int, int] = (23 * 60, 7 * 60)
+    night_delay_min: tuple[int, int] = (0, 60)
+    awake_after_rescue_min: int = 60
+
+    def rows(self, keys: np.ndarray, seed: int, clock0_min: int = 0) -> np.ndarray:
+        """Behaviour rows [N, N_BEHAVIOUR]; ``clock0_min`` is the clock minute of minute 0."""
+        n = len(keys)
+        rows = np.zeros((n, kernel.N_BEHAVIOUR))
+        lo, hi = self.night_delay_min
+        draw = rng.uniform(seed, keys, kernel.RESCUE_NIGHT_DELAY_STREAM, 0)
+        rows[:, kernel.HYPO_BELOW_MGDL] = self.below_mgdl
+        rows[:, kernel.RESCUE_G] = self.rescue_g
+        rows[:, kernel.RECHECK_MIN] = self.recheck_min
+        rows[:, kernel.OVERTREAT_PROB] = self.overtreat_prob
+        rows[:, kernel.OVERTREAT_G] = self.overtreat_g
+        rows[:, kernel.NIGHT_DELAY_MIN] = lo + np.floor(draw * (hi - lo + 1))
+        rows[:, kernel.NIGHT_START_MIN], rows[:, kernel.NIGHT_END_MIN] = self.night_min
+        rows[:, kernel.AWAKE_AFTER_RESCUE_MIN] = self.awake_after_rescue_min
+        rows[:, kernel.CLOCK0_MIN] = clock0_min % kernel.MINUTES_PER_DAY
+        return rows

@@ -15,10 +15,20 @@ MODELS: dict[str, PhysiologyModel] = {
         build_params=lambda cohort: cohort.params, initial_state=lambda cohort: cohort.x0,
         basal_u_per_min=uva_padova.basal_u_per_min,
     ),
+    "uva_padova_s2013": PhysiologyModel(
+        name="uva_padova_s2013", state_names=uva_padova.STATE_NAMES_S2013,
+        param_names=uva_padova.PARAM_NAMES_S2013,
+        advance=uva_padova.advance,  # the same kernel: 16 states select the S2013 terms
+        build_params=lambda cohort: uva_padova.s2013_params(cohort.params),
+        initial_state=lambda cohort: uva_padova.s2013_initial_state(
+            cohort.x0, uva_padova.s2013_params(cohort.params)),
+        basal_u_per_min=uva_padova.basal_u_per_min,
+    ),
     "bergman": PhysiologyModel(
         name="bergman", state_names=bergman.STATE_NAMES, param_names=bergman.PARAM_NAMES,
         advance=make_advance(bergman.derivatives, bergman.gsub_mgdl, bergman.bg_mgdl,
-                             len(bergman.STATE_NAMES)),
+                             len(bergman.STATE_NAMES), bergman.RESCUE_STATE,
+                             bergman.RESCUE_MG_PER_G),
         build_params=bergman.build_params, initial_state=bergman.initial_state,
         basal_u_per_min=bergman.basal_u_per_min,
     ),

@@ -25,6 +25,11 @@ PARAM_NAMES = ("p1", "p2", "p3", "n", "vi_l", "ib_mu_per_l", "gb_mgdl", "vg_dl",
                "ag", "tmax_i_min", "tau_sc_min")
 P1, P2, P3, N_, VI_L, IB, GB, VG_DL, TMAX_G, AG, TMAX_I, TAU_SC = range(len(PARAM_NAMES))
 
+# Hypo rescue carbohydrate lands in the second gut compartment (fast: it skips the first),
+# scaled by the gut's bioavailability AG = 0.8 as meals are.
+RESCUE_STATE = 1
+RESCUE_MG_PER_G = 800.0
+
 _VG_DL_PER_KG = 1.6
 _VI_L_PER_KG = 12.0 / 70.0
 
