@@ -13,9 +13,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulators import sensor as sensors
-from simulators.integrator import (CF_MGDL_PER_U, CORRECT_ABOVE_MGDL, HYPO_BELOW_MGDL,
-                                   LAST_RESCUE_MIN, N_HYPO_STATE, N_MEAL_STATE, NEVER,
-                                   NOT_DUE, RESCUE_DUE_MIN, TARGET_MGDL)
+from simulators.integrator import (
+    CF_MGDL_PER_U,
+    CORRECT_ABOVE_MGDL,
+    HYPO_BELOW_MGDL,
+    LAST_RESCUE_MIN,
+    N_HYPO_STATE,
+    N_MEAL_STATE,
+    NEVER,
+    NOT_DUE,
+    RESCUE_DUE_MIN,
+    TARGET_MGDL,
+)
 from simulators.meals import MealEvents, MealPlan, window
 from simulators.models import PhysiologyModel
 from simulators.population import Cohort

@@ -62,8 +62,15 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from simulators.integrator import (HYPO_BELOW_MGDL, N_MEAL_STATE, NOT_DUE, PLANNED_G,
-                                   RESCUE_DUE_MIN, minute_inputs, rescue_carbs_g)
+from simulators.integrator import (
+    HYPO_BELOW_MGDL,
+    N_MEAL_STATE,
+    NOT_DUE,
+    PLANNED_G,
+    RESCUE_DUE_MIN,
+    minute_inputs,
+    rescue_carbs_g,
+)
 
 STATE_NAMES = (
     "qsto1_mg", "qsto2_mg", "qgut_mg", "gp_mg_per_kg", "gt_mg_per_kg", "ip_pmol_per_kg",
