@@ -4,6 +4,12 @@
 and returns the sensor readings (and, on request, the per-minute true glucose). State is
 a handful of arrays (``state_dict``), so a fleet shard can checkpoint and resume it and
 get exactly the readings an uninterrupted run would have produced.
+
+With patient behaviour (``simulators.behaviour``), boluses follow each patient's habits
+and insulin sensitivity changes every simulated hour: the kernel's insulin-action
+parameters are rescaled at each hour boundary (an ``advance`` across one is split
+there). The factor is a pure function of (seed, patient, hour), so chunking, sharding
+and checkpoints leave the results unchanged; without behaviour nothing is rescaled.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulators import sensor as sensors
+from simulators.behaviour import SENSITIVITY_PARAMS, SENSITIVITY_STEP_MIN, PatientBehaviour
 from simulators.integrator import CF_MGDL_PER_U, CORRECT_ABOVE_MGDL, N_MEAL_STATE, TARGET_MGDL
 from simulators.meals import MealEvents, MealPlan, window
 from simulators.models import PhysiologyModel
@@ -40,12 +47,25 @@ def _csr(patient: np.ndarray, n: int) -> np.ndarray:
     return ptr
 
 
+def _concat(steps: list[Step]) -> Step:
+    """Consecutive steps as one (readings stay sorted by patient, then minute)."""
+    parts = [s.readings for s in steps]
+    cols = {k: np.concatenate([getattr(r, k) for r in parts]) for k in vars(parts[0])}
+    order = np.argsort(cols["patient"], kind="stable")  # merges the time-ordered runs
+    readings = type(parts[0])(**{k: v[order] for k, v in cols.items()})
+    trace = steps[0].gsub_mgdl is not None
+    return Step(steps[0].t0, readings,
+                np.concatenate([s.gsub_mgdl for s in steps], axis=1) if trace else None,
+                np.concatenate([s.bg_mgdl for s in steps], axis=1) if trace else None)
+
+
 class Simulation:
     """N virtual patients wearing CGMs, advanced minute by minute in compiled chunks."""
 
     def __init__(self, model: PhysiologyModel, cohort: Cohort, meals: MealPlan,
                  therapy: Therapy, sensor: sensors.SensorSpec, seed: int = 0,
-                 staggered_sensors: bool = False, substeps: int = 1) -> None:
+                 staggered_sensors: bool = False, substeps: int = 1,
+                 behaviour: PatientBehaviour | None = None) -> None:
         self.model, self.cohort, self.meals = model, cohort, meals
         self.therapy, self.sensor, self.seed, self.substeps = therapy, sensor, seed, substeps
         params = model.build_params(cohort)
@@ -62,6 +82,14 @@ class Simulation:
         self.meal_state = np.zeros((n, N_MEAL_STATE))
         self.sensor_state = sensors.SensorState.new(sensor, cohort.keys, seed, staggered_sensors)
         self._buffer_lo = self._buffer_hi = 0
+        self.behaviour = behaviour
+        self._habits = behaviour.bolus_habits() if behaviour is not None else None
+        self._sensitivity_cols: list[int] = []
+        if behaviour is not None and behaviour.varies_sensitivity:
+            names = SENSITIVITY_PARAMS.get(model.name, ())
+            self._sensitivity_cols = [model.param_names.index(k) for k in names]
+            self._base_params = self.params[:, self._sensitivity_cols].copy()
+        self._sensitivity_hour: int | None = None
 
     def __len__(self) -> int:
         return len(self.cohort)
@@ -71,8 +99,11 @@ class Simulation:
         if not (self._buffer_lo <= t0 and t1 <= self._buffer_hi):
             lo, hi = t0, max(t1, t0 + EVENT_BUFFER_MIN)
             keys, back = self.cohort.keys, self.therapy.max_delay_min
+            if self._habits is not None:
+                back = max(back, self._habits.max_delay_min) + self.therapy.max_delay_min
             meals = self.meals.events(keys, lo - back, hi)
-            boluses = meal_boluses(self.therapy, meals, keys, self.cohort.cr_g_per_u, self.seed)
+            boluses = meal_boluses(self.therapy, meals, keys, self.cohort.cr_g_per_u, self.seed,
+                                   self._habits)
             self._meal_buffer = window(meals, lo, hi)
             self._bolus_buffer = window(boluses, lo, hi)
             self._buffer_lo, self._buffer_hi = lo, hi
@@ -80,6 +111,16 @@ class Simulation:
 
     def advance(self, n_min: int, trace: bool = False) -> Step:
         """Simulate the next ``n_min`` minutes; return the readings emitted in them."""
+        if self._sensitivity_cols:
+            end = self.minute + n_min
+            hour_end = (self.minute // SENSITIVITY_STEP_MIN + 1) * SENSITIVITY_STEP_MIN
+            if end > hour_end:  # one sensitivity per kernel call: split at hour boundaries
+                steps = []
+                while self.minute < end:
+                    step_end = min(end, (self.minute // SENSITIVITY_STEP_MIN + 1) * SENSITIVITY_STEP_MIN)
+                    steps.append(self.advance(step_end - self.minute, trace))
+                return _concat(steps)
+            self._scale_sensitivity()
         t0, n = self.minute, len(self)
         meals, bol = self._events(t0, t0 + n_min)
         gsub = np.empty((n, n_min))
@@ -92,6 +133,14 @@ class Simulation:
                                   self.seed)
         self.minute += n_min
         return Step(t0, readings, gsub if trace else None, bg if trace else None)
+
+    def _scale_sensitivity(self) -> None:
+        """Set the insulin-action parameters to this hour's sensitivity of each patient."""
+        hour = self.minute // SENSITIVITY_STEP_MIN
+        if hour != self._sensitivity_hour:
+            factor = self.behaviour.sensitivity(self.minute)
+            self.params[:, self._sensitivity_cols] = self._base_params * factor[:, None]
+            self._sensitivity_hour = hour
 
     def run(self, n_min: int, chunk_min: int = DEFAULT_CHUNK_MIN, trace: bool = False):
         """Advance ``n_min`` minutes in chunks, yielding each chunk's ``Step``."""

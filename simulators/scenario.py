@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from cgm_ray.config import Strict, read_mapping, validate
+from simulators.behaviour import Behaviour, BehaviourParams, PatientBehaviour, draw
 from simulators.engine import Simulation
 from simulators.meals import FixedMeals, MealPlan, RandomDailyMeals
 from simulators.models import get_model
@@ -76,6 +77,9 @@ class Scenario(Strict):
     sensor: SensorConfig = SensorConfig()
     therapy: TherapyConfig = TherapyConfig()
     meals: list[Meal] | RandomMeals = RandomMeals()
+    behaviour: Behaviour | None = Field(
+        None, description="patients' habits (simulators.behaviour); default: realistic with "
+        "random meals, ideal with a written meal list (the list says what is eaten and bolused)")
     seed: int = 0
     start: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc)
     substeps: int = Field(1, ge=1, le=16, description="RK4 steps per simulated minute")
@@ -115,20 +119,39 @@ class Scenario(Strict):
     def sensor_spec(self) -> SensorSpec:
         return get_sensor(self.sensor.model)
 
+    @property
+    def start_minute_of_day(self) -> int:
+        return int((self.start_ms // 60_000) % 1440)
+
+    def behaviour_params(self) -> BehaviourParams:
+        """The behaviour in force: the section as written, else the default by meal plan."""
+        section = self.behaviour
+        if section is None:
+            section = Behaviour(preset="realistic" if isinstance(self.meals, RandomMeals) else "ideal")
+        return section.params()
+
+    def patient_behaviour(self, cohort: Cohort) -> PatientBehaviour | None:
+        """Each patient's habits (None for ideal patients); keyed by (seed, patient key)."""
+        params = self.behaviour_params()
+        if params.ideal:
+            return None
+        return draw(params, cohort.keys, cohort.age_group, self.seed, self.start_minute_of_day)
+
     def meal_plan(self) -> MealPlan:
         if isinstance(self.meals, RandomMeals):
-            minute_of_day = (self.start_ms // 60_000) % 1440
-            return RandomDailyMeals(self.seed, start_minute_of_day=int(minute_of_day))
+            return RandomDailyMeals(self.seed, start_minute_of_day=self.start_minute_of_day)
         return FixedMeals(tuple(m.minute for m in self.meals), tuple(m.grams for m in self.meals),
                           tuple(m.bolus for m in self.meals))
 
     def build(self, cohort: Cohort | None = None) -> Simulation:
         """A ready simulation (of ``cohort``, a shard of this scenario's, when given)."""
+        cohort = self.cohort() if cohort is None else cohort
+        behaviour = self.patient_behaviour(cohort)
+        meals = self.meal_plan() if behaviour is None else behaviour.meal_plan(self.meal_plan())
         return Simulation(
-            get_model(self.model), self.cohort() if cohort is None else cohort,
-            self.meal_plan(), Therapy(**self.therapy.model_dump()), self.sensor_spec(),
-            seed=self.seed, staggered_sensors=self.sensor.start == "staggered",
-            substeps=self.substeps)
+            get_model(self.model), cohort, meals, Therapy(**self.therapy.model_dump()),
+            self.sensor_spec(), seed=self.seed, staggered_sensors=self.sensor.start == "staggered",
+            substeps=self.substeps, behaviour=behaviour)
 
 
 def parse_scenario(data: object) -> Scenario:
