@@ -19,7 +19,7 @@ from simulators.engine import Simulation
 from simulators.meals import FixedMeals, MealPlan, RandomDailyMeals
 from simulators.models import get_model
 from simulators.population import (AGE_GROUPS, FIRST_SAMPLED_KEY, Cohort, reference_cohort,
-                                   sample_cohort)
+                                   sample_cohort, stable_cohort)
 from simulators.sensor import SensorSpec, get_sensor
 from simulators.therapy import Therapy
 from simulators.titration import titrate
@@ -43,6 +43,9 @@ class PopulationSpec(Strict):
     seed: int = Field(0, ge=0, le=10**9, description="also sets the patients' identities")
     groups: tuple[Literal["adolescent", "adult", "child"], ...] = AGE_GROUPS
     titrate: bool = Field(True, description="tune each carb ratio in silico (simulators.titration)")
+    stability_check: bool = Field(
+        True, description="re-draw patients that sit below 40 mg/dL for 2 h in a 2-day ideal "
+        "run with their titrated therapy (simulators.population.unstable_patients)")
 
 
 class SensorConfig(Strict):
@@ -105,7 +108,9 @@ class Scenario(Strict):
         """Patients [lo, hi) of this scenario: a shard is the same patients as in the whole.
 
         ``titrated=False`` skips the carb-ratio titration of sampled patients (for callers
-        that restore the titrated therapy from a checkpoint).
+        that restore the titrated therapy from a checkpoint) where it can: with
+        ``population.stability_check`` the check needs the titrated therapy to decide who
+        is re-drawn, so it runs anyway and the same patients come back.
         """
         hi = self.n_patients if hi is None else hi
         if isinstance(self.patients, PopulationSpec):
@@ -113,7 +118,12 @@ class Scenario(Strict):
             # Each seed owns its own key range, so populations never share patient or sensor ids.
             first = FIRST_SAMPLED_KEY + p.seed * POPULATION_KEY_SPACE + lo
             sampled = sample_cohort(hi - lo, p.seed, p.groups, first_key=first)
-            return titrate(sampled, self.model) if p.titrate and titrated else sampled
+            if not p.titrate:
+                return sampled
+            if p.stability_check:
+                return stable_cohort(sampled, p.seed, p.groups,
+                                     lambda c: titrate(c, self.model), self.model)
+            return titrate(sampled, self.model) if titrated else sampled
         return reference_cohort(self.patients[lo:hi])
 
     def sensor_spec(self) -> SensorSpec:
