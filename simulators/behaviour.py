@@ -203,9 +203,10 @@ REALISTIC = BehaviourParams(
     # 2021;39(4):347). Assumed means: children 0.35, adolescents 0.30, adults 0.20.
     late_bolus_mean=_by_age(0.35, 0.30, 0.20),
     # Chance of checking glucose 2-3 h after a main meal and correcting when above the
-    # therapy's correction threshold (simglucose's (G - target)/CF rule). Assumed means;
-    # rescue corrections above 250 mg/dL belong to the model's hypo/hyper handling.
-    correction_check_mean=_by_age(0.30, 0.20, 0.30),
+    # therapy's correction threshold (simglucose's (G - target)/CF rule, no insulin on
+    # board). Assumed means, tuned with the cohort medians in the module docstring; rescue
+    # corrections above 250 mg/dL belong to the model's hypo/hyper handling.
+    correction_check_mean=_by_age(0.15, 0.10, 0.15),
     habit_concentration=4.8,
     snack_miss_factor=1.9,  # 843-P: 19.4 % of snacks vs 10.3 % of meals missed
     late_bolus_delay_min=(15, 60),
@@ -214,12 +215,14 @@ REALISTIC = BehaviourParams(
     # +-15 %, per-meal amounts 1.5x more variable, and snacking 0.5-2x as often.
     meal_time_shift_sd_min=30.0, portion_sd_log=0.15, meal_grams_sd_scale=1.5,
     snack_rate_sd_log=0.5,
-    # Insulin sensitivity: a dawn dip of ~20 % around 06:00 (dawn phenomenon; S2017 and
-    # Hinshaw 2013 find lower sensitivity at breakfast on average but individual
-    # patterns), personal breakfast/lunch/dinner levels (SD 15 %) and day-to-day
-    # variation (SD 15 %), all log-normal.
-    dawn_sensitivity_drop_log=0.20, dawn_sensitivity_sd_log=0.10,
-    window_sensitivity_sd_log=0.15, day_sensitivity_sd_log=0.15,
+    # Insulin sensitivity: a dawn dip of ~25 % around 06:00 (dawn phenomenon: basal needs
+    # rise 20-30 % in the early morning; S2017 and Hinshaw 2013 find lower sensitivity at
+    # breakfast on average but individual patterns), personal breakfast/lunch/dinner
+    # levels (SD 20 %) and day-to-day variation (SD 25 %), all log-normal. The SDs are at
+    # the upper end of the 15-30 % within-subject variability reported for T1D and were
+    # chosen with the cohort medians (module docstring).
+    dawn_sensitivity_drop_log=0.30, dawn_sensitivity_sd_log=0.15,
+    window_sensitivity_sd_log=0.20, day_sensitivity_sd_log=0.25,
 )
 
 # Per-patient draw counters on PATIENT_STREAM (fixed: adding a parameter appends one).
