@@ -15,6 +15,7 @@ drawn from published distributions:
   smart-pen data of 22,964 adults, Diabetes 2024;73(Suppl 1):843-P);
 - meal habits: a personal meal-time shift, portion size and snacking propensity
   (``simulators.meals.MealHabits``);
+- programmed basal rates that miss the patient's need (``basal_scale``);
 - occasional correction boluses when high, 2-3 h after a meal (the kernel's correction
   bolus, ``simulators.therapy.BolusHabits``);
 - insulin sensitivity that varies within the day (a dawn dip and three personal
@@ -97,6 +98,8 @@ class Behaviour(Strict):
     missed_bolus_mean: _AgeProbOverride | None = None
     late_bolus_mean: _AgeProbOverride | None = None
     correction_check_mean: _AgeProbOverride | None = None
+    basal_error_median_pct: _AgeOverride | None = None
+    basal_error_sd_log: float | None = Field(None, ge=0, le=1)
     habit_concentration: float | None = Field(None, gt=0)
     snack_miss_factor: float | None = Field(None, ge=1)
     late_bolus_delay_min: tuple[int, int] | None = None
@@ -136,6 +139,8 @@ class BehaviourParams:
     missed_bolus_mean: ByAge  # mean per-patient chance a main meal's bolus is forgotten
     late_bolus_mean: ByAge  # mean per-patient chance a bolus comes after the meal
     correction_check_mean: ByAge  # mean per-patient chance of a check 2-3 h after a meal
+    basal_error_median_pct: ByAge  # programmed / needed basal rate - 1, median
+    basal_error_sd_log: float  # its between-patient SD, log scale
     habit_concentration: float  # a + b of the per-patient Beta distributions above
     snack_miss_factor: float  # snack miss chance = 1 - (1 - p)^factor
     late_bolus_delay_min: tuple[int, int]
@@ -169,7 +174,8 @@ IDEAL = BehaviourParams(
     carb_error_median_pct=_by_age(0, 0, 0), carb_error_patient_sd_log=_by_age(0, 0, 0),
     carb_error_meal_sd_log=_by_age(0, 0, 0), carb_error_size_slope=_by_age(0, 0, 0),
     missed_bolus_mean=_by_age(0, 0, 0), late_bolus_mean=_by_age(0, 0, 0),
-    correction_check_mean=_by_age(0, 0, 0), habit_concentration=4.8, snack_miss_factor=1.0,
+    correction_check_mean=_by_age(0, 0, 0), basal_error_median_pct=_by_age(0, 0, 0),
+    basal_error_sd_log=0.0, habit_concentration=4.8, snack_miss_factor=1.0,
     late_bolus_delay_min=(15, 60), correction_check_delay_min=(120, 180),
     meal_time_shift_sd_min=0.0, portion_sd_log=0.0, meal_grams_sd_scale=1.0,
     snack_rate_sd_log=0.0, dawn_sensitivity_drop_log=0.0, dawn_sensitivity_sd_log=0.0,
@@ -207,6 +213,14 @@ REALISTIC = BehaviourParams(
     # board). Assumed means, tuned with the cohort medians in the module docstring; rescue
     # corrections above 250 mg/dL belong to the model's hypo/hyper handling.
     correction_check_mean=_by_age(0.15, 0.10, 0.15),
+    # Programmed basal rates: the steady-state rate u2ss (what titration assumes) times a
+    # log-normal error. Under-dosing is assumed for adults (fear of hypoglycaemia) and
+    # more so for adolescents (doses lagging pubertal insulin resistance: T1D Exchange
+    # mean HbA1c 9.3 % at 15-18 years against 7.5-7.9 % after 30, Foster DTT 2019);
+    # children's carers are assumed on target. A calibration choice, not a measured
+    # distribution: medians -15 % adults, -20 % adolescents, 0 % children, SD 12 %, set
+    # with the cohort medians in the module docstring.
+    basal_error_median_pct=_by_age(0.0, -20.0, -15.0), basal_error_sd_log=0.12,
     habit_concentration=4.8,
     snack_miss_factor=1.9,  # 843-P: 19.4 % of snacks vs 10.3 % of meals missed
     late_bolus_delay_min=(15, 60),
@@ -227,7 +241,7 @@ REALISTIC = BehaviourParams(
 
 # Per-patient draw counters on PATIENT_STREAM (fixed: adding a parameter appends one).
 (_C_CARB_BIAS, _C_MISSED, _C_LATE, _C_CHECK, _C_SHIFT, _C_PORTION, _C_SNACK, _C_DAWN,
- _C_BREAKFAST, _C_LUNCH, _C_DINNER) = range(11)
+ _C_BREAKFAST, _C_LUNCH, _C_DINNER, _C_BASAL) = range(12)
 
 # Centres (h) of the personal sensitivity windows, and the dawn dip's centre and width.
 _WINDOW_CENTRES_H = np.array([8.0, 13.0, 19.5])
@@ -248,6 +262,7 @@ class PatientBehaviour:
     meal_time_shift_min: np.ndarray
     portion_scale: np.ndarray
     snack_rate_scale: np.ndarray
+    basal_scale: np.ndarray  # programmed / steady-state basal rate
     sensitivity_log_by_hour: np.ndarray  # [N, 24] log insulin-sensitivity factor by hour
     params: BehaviourParams
     seed: int
@@ -315,6 +330,7 @@ class PatientBehaviour:
             "meal_time_shift_min": self.meal_time_shift_min,
             "portion_scale": self.portion_scale,
             "snack_rate_scale": self.snack_rate_scale,
+            "basal_error_pct": 100 * (self.basal_scale - 1),
             "insulin_sensitivity_min_pct": 100 * prof.min(axis=1),
             "insulin_sensitivity_max_pct": 100 * prof.max(axis=1),
             "insulin_sensitivity_6h_pct": 100 * prof[:, 6],
@@ -345,6 +361,7 @@ def draw(params: BehaviourParams, keys: np.ndarray, age_group: tuple[str, ...], 
     shift = np.clip(p.meal_time_shift_sd_min * z(_C_SHIFT), -120, 120).round()
     portion = np.exp(p.portion_sd_log * z(_C_PORTION))
     snack = np.exp(p.snack_rate_sd_log * z(_C_SNACK))
+    basal = np.exp(np.log1p(p.basal_error_median_pct.of(g) / 100.0) + p.basal_error_sd_log * z(_C_BASAL))
     hours = np.arange(24.0)
     dawn = np.maximum(p.dawn_sensitivity_drop_log + p.dawn_sensitivity_sd_log * z(_C_DAWN), 0.0)
     dist = np.abs((hours - _DAWN_CENTRE_H + 12) % 24 - 12)
@@ -357,7 +374,7 @@ def draw(params: BehaviourParams, keys: np.ndarray, age_group: tuple[str, ...], 
         keys=keys, carb_bias_log=bias, carb_meal_sd_log=p.carb_error_meal_sd_log.of(g),
         carb_size_slope=p.carb_error_size_slope.of(g), missed_bolus_prob=missed,
         late_bolus_prob=late, correction_check_prob=check, meal_time_shift_min=shift,
-        portion_scale=portion, snack_rate_scale=snack,
+        portion_scale=portion, snack_rate_scale=snack, basal_scale=basal,
         sensitivity_log_by_hour=np.ascontiguousarray(profile) if n else np.zeros((0, 24)),
         params=p, seed=seed, start_minute_of_day=start_minute_of_day)
 

@@ -73,6 +73,8 @@ class Simulation:
         n = len(cohort)
         basal = model.basal_u_per_min(params)
         self.basal_u_per_min = basal if therapy.basal == "steady_state" else np.zeros(n)
+        if behaviour is not None:  # the rate the patient has programmed, not the ideal one
+            self.basal_u_per_min = self.basal_u_per_min * behaviour.basal_scale
         self.therapy_rows = np.zeros((n, 3))
         self.therapy_rows[:, CF_MGDL_PER_U] = cohort.cf_mgdl_per_u
         self.therapy_rows[:, TARGET_MGDL] = therapy.target_mgdl
