@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 from scipy.special import betaincinv
 
 from cgm_ray.config import Strict
@@ -112,6 +112,20 @@ class Behaviour(Strict):
     dawn_sensitivity_sd_log: float | None = Field(None, ge=0, le=1)
     window_sensitivity_sd_log: float | None = Field(None, ge=0, le=1)
     day_sensitivity_sd_log: float | None = Field(None, ge=0, le=1)
+
+    @field_validator("late_bolus_delay_min", "correction_check_delay_min")
+    @classmethod
+    def _ordered(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and not 0 <= v[0] <= v[1] <= 1440:
+            raise ValueError("must be [low, high] with 0 <= low <= high <= 1440")
+        return v
+
+    @field_validator("carb_error_median_pct", "basal_error_median_pct")
+    @classmethod
+    def _above_minus_100(cls, v: _AgeOverride | None) -> _AgeOverride | None:
+        if v is not None and any(x is not None and x <= -100 for x in v.model_dump().values()):
+            raise ValueError("a median error must be above -100 %")
+        return v
 
     def params(self) -> "BehaviourParams":
         """The preset with this section's overrides applied."""

@@ -76,8 +76,8 @@ class FixedMeals:
 class MealHabits:
     """Per-patient eating habits layered on random daily meals (``simulators.behaviour``).
 
-    Row i belongs to the patient with key ``keys[i]``; the plan must be asked about exactly
-    these keys. A patient eats every meal ``time_shift_min`` later (earlier if negative)
+    Row i belongs to the patient with key ``keys[i]``; the plan answers for any of these
+    keys (a patient's meals do not depend on who else is asked about). A patient eats every meal ``time_shift_min`` later (earlier if negative)
     than simglucose's times, portions scaled by ``portion_scale``, takes the optional
     snacks (slots with probability < 0.5) ``snack_rate_scale`` times as often, and meal
     amounts vary ``grams_sd_scale`` times as much as simglucose's SDs.
@@ -88,6 +88,20 @@ class MealHabits:
     portion_scale: np.ndarray
     snack_rate_scale: np.ndarray
     grams_sd_scale: float = 1.0
+
+    def of(self, keys: np.ndarray) -> "MealHabits":
+        """The habits of the patients ``keys`` (any of ours, in any order)."""
+        if np.array_equal(keys, self.keys):
+            return self
+        order = np.argsort(self.keys, kind="stable")
+        pos = np.minimum(np.searchsorted(self.keys[order], keys), len(order) - 1)
+        rows = order[pos]
+        if len(rows) and not np.array_equal(self.keys[rows], keys):
+            raise ValueError("meal habits asked for patients they do not describe")
+        return MealHabits(keys=self.keys[rows], time_shift_min=self.time_shift_min[rows],
+                          portion_scale=self.portion_scale[rows],
+                          snack_rate_scale=self.snack_rate_scale[rows],
+                          grams_sd_scale=self.grams_sd_scale)
 
 
 @dataclass(frozen=True)
@@ -115,19 +129,18 @@ class RandomDailyMeals:
     def events(self, keys: np.ndarray, t0: int, t1: int) -> MealEvents:
         first_day = (t0 + self.start_minute_of_day) // MINUTES_PER_DAY
         last_day = (t1 - 1 + self.start_minute_of_day) // MINUTES_PER_DAY
+        habits = None
         if self.habits is not None:
-            if not np.array_equal(keys, self.habits.keys):
-                raise ValueError("meal habits belong to other patients")
+            habits = self.habits.of(keys)
             first_day, last_day = first_day - 1, last_day + 1
-        parts = [self._day(keys, day) for day in range(first_day, last_day + 1)]
+        parts = [self._day(keys, day, habits) for day in range(first_day, last_day + 1)]
         return window(MealEvents.concat(parts), t0, t1)
 
-    def _day(self, keys: np.ndarray, day: int) -> MealEvents:
+    def _day(self, keys: np.ndarray, day: int, habits: MealHabits | None = None) -> MealEvents:
         n, slots = len(keys), len(self.probability)
         counter = (day * 8 + np.arange(slots))[None, :]
         k = keys[:, None]
         probability = np.asarray(self.probability)
-        habits = self.habits
         if habits is not None:
             snack = probability < 0.5
             probability = np.where(snack, np.minimum(probability * habits.snack_rate_scale[:, None], 1.0),

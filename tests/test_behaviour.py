@@ -169,3 +169,16 @@ def test_sampled_habits_are_reported_per_patient_with_units():
     # patient j's habits depend only on its key: a shard reports the same values
     shard = _scenario().build(_scenario().cohort(3, 9)).behaviour.table()
     np.testing.assert_array_equal(shard["missed_bolus_pct"], table["missed_bolus_pct"][3:9])
+
+
+def test_meal_habits_answer_for_any_subset_of_their_patients():
+    sim = _scenario().build()
+    keys = sim.cohort.keys
+    every = sim.meals.events(keys, 0, 2 * 1440)
+    some = sim.meals.events(keys[[7, 2]], 0, 2 * 1440)
+    for row, key_row in ((0, 7), (1, 2)):
+        mine, theirs = some.patient == row, every.patient == key_row
+        np.testing.assert_array_equal(some.minute[mine], every.minute[theirs])
+        np.testing.assert_array_equal(some.grams[mine], every.grams[theirs])
+    with pytest.raises(ValueError, match="do not describe"):
+        sim.meals.events(np.array([12345], dtype=np.int64), 0, 1440)
