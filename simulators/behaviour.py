@@ -143,7 +143,7 @@ class Behaviour(Strict):
             raise ValueError("a median error must be above -100 %")
         return v
 
-    def params(self) -> "BehaviourParams":
+    def params(self) -> BehaviourParams:
         """The preset with this section's overrides applied."""
         base = IDEAL if self.preset == "ideal" else REALISTIC
         changes = {}
@@ -303,7 +303,8 @@ class PatientBehaviour:
 
     @property
     def varies_sensitivity(self) -> bool:
-        return bool(np.any(self.sensitivity_log_by_hour != 0) or self.params.day_sensitivity_sd_log > 0)
+        return bool(np.any(self.sensitivity_log_by_hour != 0)
+                    or self.params.day_sensitivity_sd_log > 0)
 
     def bolus_habits(self) -> BolusHabits:
         p = self.params
@@ -378,8 +379,12 @@ def draw(params: BehaviourParams, keys: np.ndarray, age_group: tuple[str, ...], 
     """Each patient's habits; patient j depends only on (seed, keys[j], age_group[j])."""
     keys = np.asarray(keys, dtype=np.int64)
     n = len(keys)
-    u = lambda c: rng.uniform(seed, keys, PATIENT_STREAM, c)  # noqa: E731
-    z = lambda c: rng.normal(seed, keys, PATIENT_STREAM, c)  # noqa: E731
+    def u(c: int) -> np.ndarray:
+        return rng.uniform(seed, keys, PATIENT_STREAM, c)
+
+    def z(c: int) -> np.ndarray:
+        return rng.normal(seed, keys, PATIENT_STREAM, c)
+
     g = tuple(age_group)
     p = params
     bias = np.log1p(p.carb_error_median_pct.of(g) / 100.0) \
@@ -391,7 +396,8 @@ def draw(params: BehaviourParams, keys: np.ndarray, age_group: tuple[str, ...], 
     shift = np.clip(p.meal_time_shift_sd_min * z(_C_SHIFT), -120, 120).round()
     portion = np.exp(p.portion_sd_log * z(_C_PORTION))
     snack = np.exp(p.snack_rate_sd_log * z(_C_SNACK))
-    basal = np.exp(np.log1p(p.basal_error_median_pct.of(g) / 100.0) + p.basal_error_sd_log * z(_C_BASAL))
+    basal = np.exp(np.log1p(p.basal_error_median_pct.of(g) / 100.0)
+                   + p.basal_error_sd_log * z(_C_BASAL))
     hours = np.arange(24.0)
     dawn = np.maximum(p.dawn_sensitivity_drop_log + p.dawn_sensitivity_sd_log * z(_C_DAWN), 0.0)
     dist = np.abs((hours - _DAWN_CENTRE_H + 12) % 24 - 12)

@@ -119,8 +119,8 @@ class Simulation:
             if end > hour_end:  # one sensitivity per kernel call: split at hour boundaries
                 steps = []
                 while self.minute < end:
-                    step_end = min(end, (self.minute // SENSITIVITY_STEP_MIN + 1) * SENSITIVITY_STEP_MIN)
-                    steps.append(self.advance(step_end - self.minute, trace))
+                    nxt = (self.minute // SENSITIVITY_STEP_MIN + 1) * SENSITIVITY_STEP_MIN
+                    steps.append(self.advance(min(end, nxt) - self.minute, trace))
                 return _concat(steps)
             self._scale_sensitivity()
         t0, n = self.minute, len(self)

@@ -77,10 +77,11 @@ class MealHabits:
     """Per-patient eating habits layered on random daily meals (``simulators.behaviour``).
 
     Row i belongs to the patient with key ``keys[i]``; the plan answers for any of these
-    keys (a patient's meals do not depend on who else is asked about). A patient eats every meal ``time_shift_min`` later (earlier if negative)
-    than simglucose's times, portions scaled by ``portion_scale``, takes the optional
-    snacks (slots with probability < 0.5) ``snack_rate_scale`` times as often, and meal
-    amounts vary ``grams_sd_scale`` times as much as simglucose's SDs.
+    keys (a patient's meals do not depend on who else is asked about). A patient eats
+    every meal ``time_shift_min`` later (earlier if negative) than simglucose's times,
+    portions scaled by ``portion_scale``, takes the optional snacks (slots with
+    probability < 0.5) ``snack_rate_scale`` times as often, and meal amounts vary
+    ``grams_sd_scale`` times as much as simglucose's SDs.
     """
 
     keys: np.ndarray
@@ -89,7 +90,7 @@ class MealHabits:
     snack_rate_scale: np.ndarray
     grams_sd_scale: float = 1.0
 
-    def of(self, keys: np.ndarray) -> "MealHabits":
+    def of(self, keys: np.ndarray) -> MealHabits:
         """The habits of the patients ``keys`` (any of ours, in any order)."""
         if np.array_equal(keys, self.keys):
             return self
@@ -123,7 +124,7 @@ class RandomDailyMeals:
     grams_sd: tuple[float, ...] = (10, 5, 10, 5, 10, 5)
     habits: MealHabits | None = None
 
-    def with_habits(self, habits: MealHabits) -> "RandomDailyMeals":
+    def with_habits(self, habits: MealHabits) -> RandomDailyMeals:
         return replace(self, habits=habits)
 
     def events(self, keys: np.ndarray, t0: int, t1: int) -> MealEvents:
@@ -143,8 +144,8 @@ class RandomDailyMeals:
         probability = np.asarray(self.probability)
         if habits is not None:
             snack = probability < 0.5
-            probability = np.where(snack, np.minimum(probability * habits.snack_rate_scale[:, None], 1.0),
-                                   probability)
+            scaled = np.minimum(probability * habits.snack_rate_scale[:, None], 1.0)
+            probability = np.where(snack, scaled, probability)
         present = rng.uniform(self.seed, k, rng.MEAL_PRESENT, counter) < probability
         mean = np.asarray(self.time_mean_h) * 60
         sd = np.asarray(self.time_sd_min)
@@ -154,11 +155,13 @@ class RandomDailyMeals:
         minute_of_day = np.round(mean + sd * ndtri(lo + u * (hi - lo))).astype(np.int64)
         z = rng.normal(self.seed, k, rng.MEAL_AMOUNT, counter)
         if habits is None:
-            grams = np.maximum(np.round(np.asarray(self.grams_mean) + np.asarray(self.grams_sd) * z), 0)
+            grams = np.maximum(np.round(np.asarray(self.grams_mean)
+                                        + np.asarray(self.grams_sd) * z), 0)
         else:
             minute_of_day = minute_of_day + habits.time_shift_min[:, None].astype(np.int64)
-            grams = np.maximum(np.round(habits.portion_scale[:, None] * (
-                np.asarray(self.grams_mean) + habits.grams_sd_scale * np.asarray(self.grams_sd) * z)), 0)
+            sd = habits.grams_sd_scale * np.asarray(self.grams_sd)
+            grams = np.maximum(np.round(habits.portion_scale[:, None]
+                                        * (np.asarray(self.grams_mean) + sd * z)), 0)
         present &= grams > 0
         minute = day * MINUTES_PER_DAY - self.start_minute_of_day + minute_of_day
         rows = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], (n, slots))

@@ -28,9 +28,9 @@ and a patient still depends only on (seed, key)). Two criteria:
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Callable
 
 import numpy as np
 
@@ -276,7 +276,8 @@ def _draw(keys: np.ndarray, seed: int, groups: tuple[str, ...], attempt: np.ndar
     for j, k in enumerate(_FREE):
         value = blend(k)
         if k not in _FRACTIONS and k not in ("Fsnc", "ke1", "ke2"):
-            value = value * np.exp(_JITTER_SD * rng.normal(seed, keys, rng.POPULATION, 100 + j + shift))
+            z = rng.normal(seed, keys, rng.POPULATION, 100 + j + shift)
+            value = value * np.exp(_JITTER_SD * z)
         free[k] = value
     params, x0 = steady_state(free)
     group = tuple(groups[i] for i in group_idx)

@@ -137,7 +137,8 @@ class Scenario(Strict):
         """The behaviour in force: the section as written, else the default by meal plan."""
         section = self.behaviour
         if section is None:
-            section = Behaviour(preset="realistic" if isinstance(self.meals, RandomMeals) else "ideal")
+            random = isinstance(self.meals, RandomMeals)
+            section = Behaviour(preset="realistic" if random else "ideal")
         return section.params()
 
     def patient_behaviour(self, cohort: Cohort) -> PatientBehaviour | None:

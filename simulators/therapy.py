@@ -88,7 +88,8 @@ def _delay(seed: int, k: np.ndarray, stream: int, meal_id: np.ndarray,
            lo_hi: tuple[int, int]) -> np.ndarray:
     """A whole number of minutes uniform in [lo, hi], keyed by meal."""
     lo, hi = lo_hi
-    return lo + np.floor(rng.uniform(seed, k, stream, 2 * meal_id + 1) * (hi - lo + 1)).astype(np.int64)
+    u = rng.uniform(seed, k, stream, 2 * meal_id + 1)
+    return lo + np.floor(u * (hi - lo + 1)).astype(np.int64)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def test_youth_count_two_thirds_of_meals_within_20_percent(group):
 def test_missed_boluses_by_age_group():
     per_week, share_over_15 = {}, {}
     for group in ("child", "adolescent", "adult"):
-        b, meals, _, boluses = _week(group)
+        _, meals, _, boluses = _week(group)
         n_meals = np.bincount(meals.patient, minlength=len(KEYS))
         n_bolused = np.bincount(boluses.patient[boluses.units > 0], minlength=len(KEYS))
         missed = n_meals - n_bolused
@@ -79,8 +79,8 @@ def test_realistic_is_the_default_with_random_meals_and_is_reproducible():
     assert not scenario.behaviour_params().ideal
     a, b = scenario.build(), scenario.build()
     assert a.behaviour is not None
-    ga, ra, va = _trace(a, 1440, 60)
-    gb, rb, vb = _trace(b, 1440, 60)
+    ga, _, va = _trace(a, 1440, 60)
+    gb, _, vb = _trace(b, 1440, 60)
     np.testing.assert_array_equal(ga, gb)
     np.testing.assert_array_equal(va, vb)
     other = _scenario(seed=7).build()
