@@ -152,6 +152,10 @@ def _habitual_boluses(therapy: Therapy, meals: MealEvents, k: np.ndarray,
         rng.uniform(seed, k, CORRECTION_CHECK_STREAM, 2 * meals.meal_id) < habits.check_prob[row])
     check_minute = meals.minute + _delay(seed, k, CORRECTION_CHECK_STREAM, meals.meal_id,
                                          habits.check_delay_min)
+    if therapy.correction:  # a bolus that corrects anyway makes a check in its minute moot
+        def at(rows: np.ndarray, minutes: np.ndarray) -> np.ndarray:
+            return rows.astype(np.int64) * (1 << 40) + (minutes - meals.minute.min(initial=0))
+        check &= ~np.isin(at(row, check_minute), at(row[take], minute[take]))
     patient = np.concatenate([row[take], row[check]])
     minute = np.concatenate([minute[take], check_minute[check]])
     units = np.concatenate([units[take], np.zeros(int(check.sum()))])
