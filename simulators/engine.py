@@ -4,6 +4,12 @@
 and returns the sensor readings (and, on request, the per-minute true glucose). State is
 a handful of arrays (``state_dict``), so a fleet shard can checkpoint and resume it and
 get exactly the readings an uninterrupted run would have produced.
+
+With patient behaviour (``simulators.behaviour``), boluses follow each patient's habits
+and insulin sensitivity changes every simulated hour: the kernel's insulin-action
+parameters are rescaled at each hour boundary (an ``advance`` across one is split
+there). The factor is a pure function of (seed, patient, hour), so chunking, sharding
+and checkpoints leave the results unchanged; without behaviour nothing is rescaled.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulators import sensor as sensors
+from simulators.behaviour import SENSITIVITY_PARAMS, SENSITIVITY_STEP_MIN, PatientBehaviour
 from simulators.integrator import (
     CF_MGDL_PER_U,
     CORRECT_ABOVE_MGDL,
@@ -64,6 +71,27 @@ def _csr(patient: np.ndarray, n: int) -> np.ndarray:
     return ptr
 
 
+def _concat(steps: list[Step]) -> Step:
+    """Consecutive steps as one (readings and rescues stay sorted by patient, then minute)."""
+    parts = [s.readings for s in steps]
+    cols = {k: np.concatenate([getattr(r, k) for r in parts]) for k in vars(parts[0])}
+    order = np.argsort(cols["patient"], kind="stable")  # merges the time-ordered runs
+    readings = type(parts[0])(**{k: v[order] for k, v in cols.items()})
+    trace = steps[0].gsub_mgdl is not None
+    rescues = None
+    if steps[0].rescues is not None:
+        found = [s.rescues for s in steps]
+        patient = np.concatenate([r.patient for r in found])
+        by_patient = np.argsort(patient, kind="stable")
+        rescues = Rescues(patient[by_patient],
+                          np.concatenate([r.minute for r in found])[by_patient],
+                          np.concatenate([r.grams for r in found])[by_patient])
+    return Step(steps[0].t0, readings,
+                np.concatenate([s.gsub_mgdl for s in steps], axis=1) if trace else None,
+                np.concatenate([s.bg_mgdl for s in steps], axis=1) if trace else None,
+                rescues)
+
+
 def _fresh_hypo_state(n: int) -> np.ndarray:
     """Hypo-treatment state [N, N_HYPO_STATE] before any rescue: none taken, none due."""
     state = np.empty((n, N_HYPO_STATE))
@@ -78,7 +106,8 @@ class Simulation:
     def __init__(self, model: PhysiologyModel, cohort: Cohort, meals: MealPlan,
                  therapy: Therapy, sensor: sensors.SensorSpec, seed: int = 0,
                  staggered_sensors: bool = False, substeps: int = 1,
-                 hypo_treatment: HypoTreatment = HypoTreatment()) -> None:
+                 hypo_treatment: HypoTreatment = HypoTreatment(),
+                 behaviour: PatientBehaviour | None = None) -> None:
         self.model, self.cohort, self.meals = model, cohort, meals
         self.therapy, self.sensor, self.seed, self.substeps = therapy, sensor, seed, substeps
         params = model.build_params(cohort)
@@ -86,6 +115,8 @@ class Simulation:
         n = len(cohort)
         basal = model.basal_u_per_min(params)
         self.basal_u_per_min = basal if therapy.basal == "steady_state" else np.zeros(n)
+        if behaviour is not None:  # the rate the patient has programmed, not the ideal one
+            self.basal_u_per_min = self.basal_u_per_min * behaviour.basal_scale
         self.therapy_rows = np.zeros((n, 3))
         self.therapy_rows[:, CF_MGDL_PER_U] = cohort.cf_mgdl_per_u
         self.therapy_rows[:, TARGET_MGDL] = therapy.target_mgdl
@@ -100,6 +131,14 @@ class Simulation:
         self.meal_state = np.zeros((n, N_MEAL_STATE))
         self.sensor_state = sensors.SensorState.new(sensor, cohort.keys, seed, staggered_sensors)
         self._buffer_lo = self._buffer_hi = 0
+        self.behaviour = behaviour
+        self._habits = behaviour.bolus_habits() if behaviour is not None else None
+        self._sensitivity_cols: list[int] = []
+        if behaviour is not None and behaviour.varies_sensitivity:
+            names = SENSITIVITY_PARAMS.get(model.name, ())
+            self._sensitivity_cols = [model.param_names.index(k) for k in names]
+            self._base_params = self.params[:, self._sensitivity_cols].copy()
+        self._sensitivity_hour: int | None = None
 
     def __len__(self) -> int:
         return len(self.cohort)
@@ -109,8 +148,11 @@ class Simulation:
         if not (self._buffer_lo <= t0 and t1 <= self._buffer_hi):
             lo, hi = t0, max(t1, t0 + EVENT_BUFFER_MIN)
             keys, back = self.cohort.keys, self.therapy.max_delay_min
+            if self._habits is not None:
+                back = max(back, self._habits.max_delay_min) + self.therapy.max_delay_min
             meals = self.meals.events(keys, lo - back, hi)
-            boluses = meal_boluses(self.therapy, meals, keys, self.cohort.cr_g_per_u, self.seed)
+            boluses = meal_boluses(self.therapy, meals, keys, self.cohort.cr_g_per_u, self.seed,
+                                   self._habits)
             self._meal_buffer = window(meals, lo, hi)
             self._bolus_buffer = window(boluses, lo, hi)
             self._buffer_lo, self._buffer_hi = lo, hi
@@ -118,6 +160,16 @@ class Simulation:
 
     def advance(self, n_min: int, trace: bool = False) -> Step:
         """Simulate the next ``n_min`` minutes; return the readings emitted in them."""
+        if self._sensitivity_cols:
+            end = self.minute + n_min
+            hour_end = (self.minute // SENSITIVITY_STEP_MIN + 1) * SENSITIVITY_STEP_MIN
+            if end > hour_end:  # one sensitivity per kernel call: split at hour boundaries
+                steps = []
+                while self.minute < end:
+                    nxt = (self.minute // SENSITIVITY_STEP_MIN + 1) * SENSITIVITY_STEP_MIN
+                    steps.append(self.advance(min(end, nxt) - self.minute, trace))
+                return _concat(steps)
+            self._scale_sensitivity()
         t0, n = self.minute, len(self)
         meals, bol = self._events(t0, t0 + n_min)
         gsub = np.empty((n, n_min))
@@ -137,6 +189,14 @@ class Simulation:
             rescues = Rescues(patient, t0 + minute, rescue_g[patient, minute])
         self.minute += n_min
         return Step(t0, readings, gsub if trace else None, bg if trace else None, rescues)
+
+    def _scale_sensitivity(self) -> None:
+        """Set the insulin-action parameters to this hour's sensitivity of each patient."""
+        hour = self.minute // SENSITIVITY_STEP_MIN
+        if hour != self._sensitivity_hour:
+            factor = self.behaviour.sensitivity(self.minute)
+            self.params[:, self._sensitivity_cols] = self._base_params * factor[:, None]
+            self._sensitivity_hour = hour
 
     def run(self, n_min: int, chunk_min: int = DEFAULT_CHUNK_MIN, trace: bool = False):
         """Advance ``n_min`` minutes in chunks, yielding each chunk's ``Step``."""

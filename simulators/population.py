@@ -7,11 +7,28 @@ state (glucose, insulin, the parameters kp1 and Vm0 and the basal rate u2ss) is 
 re-derived from the S2008 steady-state equations, so every sampled patient rests exactly
 at its basal glucose without meals, and its carb ratio and correction factor (blended from
 the parents) keep it in range under meal boluses.
+
+Unstable draws are re-drawn (same key and age group, fresh parents, weight and jitter;
+attempt a uses the draw counters shifted by a * 1000, so attempt 0 is the original draw
+and a patient still depends only on (seed, key)). Two criteria:
+
+- ``valid_steady_state``: the basal steady state is finite and non-negative in every
+  state, with positive tissue glucose, Vm0, kp1 and basal rate u2ss. Measured: no
+  rejections in 100,000 draws (seeds 1-5, 20,000 each); it guards the blend against
+  parameter combinations that have no basal equilibrium.
+- ``unstable_patients``: with its (titrated) therapy and ideal behaviour, over
+  ``STABILITY_DAYS`` of random daily meals, the patient's interstitial glucose stays
+  finite and is below 40 mg/dL for less than ``STABILITY_MAX_LOW_MIN`` minutes.
+  Measured on titrated cohorts of 20,000 (seeds 1-5): 20, 19, 25, 16 and 25 rejected,
+  0.105 % in all, all children but one adult (0.3 % of children); every re-drawn patient
+  passed. Applied by
+  ``stable_cohort`` (``simulators.scenario`` with ``population.titrate``).
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -125,16 +142,120 @@ def steady_state(p: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.nd
 FIRST_SAMPLED_KEY = 1_000_000  # reference patients have keys 1..100
 
 
+MAX_ATTEMPTS = 16  # re-draws of an unstable patient before giving up (never reached)
+ATTEMPT_COUNTER_STEP = 1000  # draw counters of attempt a are shifted by a * 1000
+STABILITY_DAYS = 2
+STABILITY_MAX_LOW_MIN = 120
+STABILITY_LOW_MGDL = 40.0
+
+
 def sample_cohort(n: int, seed: int, groups: tuple[str, ...] = AGE_GROUPS,
                   first_key: int = FIRST_SAMPLED_KEY) -> Cohort:
-    """``n`` distinct plausible patients; patient j depends only on (seed, first_key + j)."""
+    """``n`` distinct plausible patients; patient j depends only on (seed, first_key + j).
+
+    Draws without a valid basal steady state are re-drawn (module docstring).
+    """
     if n < 1:
         raise ConfigError("population.n", f"must be at least 1, got {n}")
     for g in groups:
         if g not in AGE_GROUPS:
             raise ConfigError("population.groups", f"unknown age group {g!r}; known: {AGE_GROUPS}")
     keys = first_key + np.arange(n, dtype=np.int64)
-    draw = lambda stream_offset: rng.uniform(seed, keys, rng.POPULATION, stream_offset)  # noqa: E731
+    attempt = np.zeros(n, dtype=np.int64)
+    cohort = _draw(keys, seed, groups, attempt)
+    for _ in range(MAX_ATTEMPTS):
+        bad = ~valid_steady_state(cohort)
+        if not bad.any():
+            break
+        attempt[bad] += 1
+        cohort = replace_rows(cohort, bad, _draw(keys[bad], seed, groups, attempt[bad]))
+    return cohort
+
+
+def valid_steady_state(cohort: Cohort) -> np.ndarray:
+    """Per patient: the basal steady state is finite, non-negative and has positive rates."""
+    p = cohort.params
+    ok = np.isfinite(cohort.x0).all(axis=1) & (cohort.x0 >= 0).all(axis=1) & (cohort.x0[:, 4] > 0)
+    for k in ("Vm0", "kp1", "u2ss"):
+        ok &= np.isfinite(p[k]) & (p[k] > 0)
+    return ok
+
+
+def replace_rows(cohort: Cohort, rows: np.ndarray, new: Cohort) -> Cohort:
+    """``cohort`` with the patients at ``rows`` (a mask or indices) replaced by ``new``'s."""
+    idx = np.arange(len(cohort))[rows]
+    names, groups = list(cohort.names), list(cohort.age_group)
+    for j, i in enumerate(idx):
+        names[i], groups[i] = new.names[j], new.age_group[j]
+
+    def put(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a = a.copy()
+        a[idx] = b
+        return a
+
+    return Cohort(
+        names=tuple(names), keys=put(cohort.keys, new.keys), age_group=tuple(groups),
+        age_years=put(cohort.age_years, new.age_years),
+        params={k: put(v, new.params[k]) for k, v in cohort.params.items()},
+        x0=put(cohort.x0, new.x0), cr_g_per_u=put(cohort.cr_g_per_u, new.cr_g_per_u),
+        cf_mgdl_per_u=put(cohort.cf_mgdl_per_u, new.cf_mgdl_per_u),
+        tdi_u=put(cohort.tdi_u, new.tdi_u),
+    )
+
+
+def unstable_patients(cohort: Cohort, seed: int, model: str = "uva_padova") -> np.ndarray:
+    """Per patient: fails the dynamic check (module docstring) with its current therapy."""
+    from simulators.engine import Simulation  # the engine imports this module
+    from simulators.meals import RandomDailyMeals
+    from simulators.models import get_model
+    from simulators.sensor import get_sensor
+    from simulators.therapy import Therapy
+
+    # The check reads the traced glucose; the sensor only has to be cheap (15-min samples).
+    sim = Simulation(get_model(model), cohort, RandomDailyMeals(seed), Therapy(),
+                     get_sensor("ideal", sample_min=15))
+    low_min = np.zeros(len(cohort), dtype=np.int64)
+    finite = np.ones(len(cohort), dtype=bool)
+    for step in sim.run(STABILITY_DAYS * 1440, chunk_min=720, trace=True):
+        low_min += (step.gsub_mgdl < STABILITY_LOW_MGDL).sum(axis=1)
+        finite &= np.isfinite(step.gsub_mgdl).all(axis=1)
+    return ~finite | (low_min >= STABILITY_MAX_LOW_MIN)
+
+
+def stable_cohort(cohort: Cohort, seed: int, groups: tuple[str, ...],
+                  prepare: Callable[[Cohort], Cohort], model: str = "uva_padova") -> Cohort:
+    """``prepare(cohort)`` (e.g. titration) with patients failing ``unstable_patients``
+    re-drawn (and prepared again) until they pass; each patient depends only on its key."""
+    out = prepare(cohort)
+    attempt = np.zeros(len(cohort), dtype=np.int64)
+    rows = np.arange(len(cohort))
+    for _ in range(MAX_ATTEMPTS):
+        bad = rows[unstable_patients(out.take(rows), seed, model)]
+        if len(bad) == 0:
+            break
+        attempt[bad] += 1
+        new = _draw(out.keys[bad], seed, groups, attempt[bad])
+        for _ in range(MAX_ATTEMPTS):  # keep the analytic criterion on re-draws too
+            invalid = ~valid_steady_state(new)
+            if not invalid.any():
+                break
+            attempt[bad[invalid]] += 1
+            new = replace_rows(new, invalid, _draw(new.keys[invalid], seed, groups,
+                                                   attempt[bad[invalid]]))
+        out = replace_rows(out, bad, prepare(new))
+        rows = bad
+    return out
+
+
+def _draw(keys: np.ndarray, seed: int, groups: tuple[str, ...], attempt: np.ndarray) -> Cohort:
+    """Patients ``keys`` at draw ``attempt`` (per key); the age group ignores the attempt."""
+    n = len(keys)
+    shift = attempt * ATTEMPT_COUNTER_STEP
+
+    def draw(counter: int) -> np.ndarray:
+        c = counter + shift if counter else np.zeros(n, dtype=np.int64)
+        return rng.uniform(seed, keys, rng.POPULATION, c)
+
     group_idx = (draw(0) * len(groups)).astype(int)
     names_by_group = {g: [nm for nm in REFERENCE_NAMES if nm.startswith(g)] for g in groups}
     parents = np.empty((n, 2), dtype=object)
@@ -155,7 +276,8 @@ def sample_cohort(n: int, seed: int, groups: tuple[str, ...] = AGE_GROUPS,
     for j, k in enumerate(_FREE):
         value = blend(k)
         if k not in _FRACTIONS and k not in ("Fsnc", "ke1", "ke2"):
-            value = value * np.exp(_JITTER_SD * rng.normal(seed, keys, rng.POPULATION, 100 + j))
+            z = rng.normal(seed, keys, rng.POPULATION, 100 + j + shift)
+            value = value * np.exp(_JITTER_SD * z)
         free[k] = value
     params, x0 = steady_state(free)
     group = tuple(groups[i] for i in group_idx)

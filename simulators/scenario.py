@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from cgm_ray.config import Strict, read_mapping, validate
+from simulators.behaviour import Behaviour, BehaviourParams, PatientBehaviour, draw
 from simulators.engine import Simulation
 from simulators.meals import FixedMeals, MealPlan, RandomDailyMeals
 from simulators.models import get_model
@@ -23,9 +24,10 @@ from simulators.population import (
     Cohort,
     reference_cohort,
     sample_cohort,
+    stable_cohort,
 )
 from simulators.sensor import SensorSpec, get_sensor
-from simulators.therapy import Therapy
+from simulators.therapy import HypoTreatment, Therapy
 from simulators.titration import titrate
 
 POPULATION_KEY_SPACE = 10_000_000  # most patients in one population
@@ -46,6 +48,9 @@ class PopulationSpec(Strict):
     seed: int = Field(0, ge=0, le=10**9, description="also sets the patients' identities")
     groups: tuple[Literal["adolescent", "adult", "child"], ...] = AGE_GROUPS
     titrate: bool = Field(True, description="tune each carb ratio in silico (simulators.titration)")
+    stability_check: bool = Field(
+        True, description="re-draw patients that sit below 40 mg/dL for 2 h in a 2-day ideal "
+        "run with their titrated therapy (simulators.population.unstable_patients)")
 
 
 class SensorConfig(Strict):
@@ -76,10 +81,15 @@ class Scenario(Strict):
 
     duration_min: int = Field(ge=1, le=10 * 365 * 1440)
     patients: list[str] | PopulationSpec
-    model: Literal["uva_padova", "bergman"] = "uva_padova"
+    model: Literal["uva_padova_s2013", "uva_padova", "bergman"] = Field(
+        "uva_padova_s2013", description="S2013 counter-regulates (glucagon); uva_padova is "
+        "the 2008 model simglucose implements")
     sensor: SensorConfig = SensorConfig()
     therapy: TherapyConfig = TherapyConfig()
     meals: list[Meal] | RandomMeals = RandomMeals()
+    behaviour: Behaviour | None = Field(
+        None, description="patients' habits (simulators.behaviour); default: realistic with "
+        "random meals, ideal with a written meal list (the list says what is eaten and bolused)")
     seed: int = 0
     start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
     substeps: int = Field(1, ge=1, le=16, description="RK4 steps per simulated minute")
@@ -105,7 +115,9 @@ class Scenario(Strict):
         """Patients [lo, hi) of this scenario: a shard is the same patients as in the whole.
 
         ``titrated=False`` skips the carb-ratio titration of sampled patients (for callers
-        that restore the titrated therapy from a checkpoint).
+        that restore the titrated therapy from a checkpoint) where it can: with
+        ``population.stability_check`` the check needs the titrated therapy to decide who
+        is re-drawn, so it runs anyway and the same patients come back.
         """
         hi = self.n_patients if hi is None else hi
         if isinstance(self.patients, PopulationSpec):
@@ -113,26 +125,54 @@ class Scenario(Strict):
             # Each seed owns its own key range, so populations never share patient or sensor ids.
             first = FIRST_SAMPLED_KEY + p.seed * POPULATION_KEY_SPACE + lo
             sampled = sample_cohort(hi - lo, p.seed, p.groups, first_key=first)
-            return titrate(sampled, self.model) if p.titrate and titrated else sampled
+            if not p.titrate:
+                return sampled
+            if p.stability_check:
+                return stable_cohort(sampled, p.seed, p.groups,
+                                     lambda c: titrate(c, self.model), self.model)
+            return titrate(sampled, self.model) if titrated else sampled
         return reference_cohort(self.patients[lo:hi])
 
     def sensor_spec(self) -> SensorSpec:
         return get_sensor(self.sensor.model)
 
+    @property
+    def start_minute_of_day(self) -> int:
+        return int((self.start_ms // 60_000) % 1440)
+
+    def behaviour_params(self) -> BehaviourParams:
+        """The behaviour in force: the section as written, else the default by meal plan."""
+        section = self.behaviour
+        if section is None:
+            random = isinstance(self.meals, RandomMeals)
+            section = Behaviour(preset="realistic" if random else "ideal")
+        return section.params()
+
+    def patient_behaviour(self, cohort: Cohort) -> PatientBehaviour | None:
+        """Each patient's habits (None for ideal patients); keyed by (seed, patient key)."""
+        params = self.behaviour_params()
+        if params.ideal:
+            return None
+        return draw(params, cohort.keys, cohort.age_group, self.seed, self.start_minute_of_day)
+
     def meal_plan(self) -> MealPlan:
         if isinstance(self.meals, RandomMeals):
-            minute_of_day = (self.start_ms // 60_000) % 1440
-            return RandomDailyMeals(self.seed, start_minute_of_day=int(minute_of_day))
+            return RandomDailyMeals(self.seed, start_minute_of_day=self.start_minute_of_day)
         return FixedMeals(tuple(m.minute for m in self.meals), tuple(m.grams for m in self.meals),
                           tuple(m.bolus for m in self.meals))
 
     def build(self, cohort: Cohort | None = None) -> Simulation:
         """A ready simulation (of ``cohort``, a shard of this scenario's, when given)."""
+        cohort = self.cohort() if cohort is None else cohort
+        behaviour = self.patient_behaviour(cohort)
+        meals = self.meal_plan() if behaviour is None else behaviour.meal_plan(self.meal_plan())
+        params = self.behaviour_params()
+        lows = HypoTreatment(below_mgdl=params.hypo_below_mgdl,
+                             overtreat_prob=params.hypo_overtreat_prob)
         return Simulation(
-            get_model(self.model), self.cohort() if cohort is None else cohort,
-            self.meal_plan(), Therapy(**self.therapy.model_dump()), self.sensor_spec(),
-            seed=self.seed, staggered_sensors=self.sensor.start == "staggered",
-            substeps=self.substeps)
+            get_model(self.model), cohort, meals, Therapy(**self.therapy.model_dump()),
+            self.sensor_spec(), seed=self.seed, staggered_sensors=self.sensor.start == "staggered",
+            substeps=self.substeps, hypo_treatment=lows, behaviour=behaviour)
 
 
 def parse_scenario(data: object) -> Scenario:

@@ -4,6 +4,9 @@ The bolus for a meal is CHO/CR units, plus a correction (G - target)/CF when the
 glucose is above ``correct_above_mgdl`` at the time of the bolus (simglucose's
 basal-bolus controller, with the interstitial glucose a CGM shows). Boluses can be missed
 or given late, with per-meal randomness keyed by (seed, patient, meal).
+
+``BolusHabits`` (drawn per patient by ``simulators.behaviour``) adds each patient's carb
+counting error, own missed and late bolus chances, and correction checks after meals.
 """
 
 from __future__ import annotations
@@ -36,6 +39,60 @@ class Therapy:
         return self.late_bolus_delay_min[1] if self.late_bolus_prob > 0 else 0
 
 
+# Random streams of the bolus habits (simulators.rng uses 1-10, simulators.behaviour 40/45).
+CARB_COUNT_STREAM = 41
+HABIT_MISS_STREAM = 42
+HABIT_LATE_STREAM = 43
+CORRECTION_CHECK_STREAM = 44
+
+
+@dataclass(frozen=True, eq=False)
+class BolusHabits:
+    """Per-patient bolus habits, row i for cohort row i (``simulators.behaviour``).
+
+    The patient boluses for ``estimate = grams * exp(bias + slope * ln(grams / reference)
+    + meal_sd * z)`` grams; forgets a meal's bolus with ``missed_prob`` (a snack's, below
+    ``snack_below_g``, with ``1 - (1 - missed_prob)^snack_miss_factor``); boluses
+    ``late_delay_min`` after the meal starts with ``late_prob``; and with ``check_prob``
+    checks glucose ``check_delay_min`` after a main meal, correcting by the therapy's
+    (G - target)/CF rule if above its threshold (a zero-unit bolus with ``correct``).
+    """
+
+    carb_bias_log: np.ndarray
+    carb_meal_sd_log: np.ndarray
+    carb_size_slope: np.ndarray
+    reference_meal_g: float
+    missed_prob: np.ndarray
+    late_prob: np.ndarray
+    late_delay_min: tuple[int, int]
+    snack_below_g: float
+    snack_miss_factor: float
+    check_prob: np.ndarray
+    check_delay_min: tuple[int, int]
+
+    @property
+    def max_delay_min(self) -> int:
+        """How far back a meal can be and still have a bolus or check ahead."""
+        return max(self.late_delay_min[1], self.check_delay_min[1])
+
+    def estimated_grams(self, meals: MealEvents, k: np.ndarray, seed: int) -> np.ndarray:
+        """The carbohydrate each meal is counted as."""
+        row = meals.patient
+        z = rng.normal(seed, k, CARB_COUNT_STREAM, meals.meal_id)
+        log_ratio = (self.carb_bias_log[row] + self.carb_meal_sd_log[row] * z
+                     + self.carb_size_slope[row] * np.log(np.maximum(meals.grams, 1.0)
+                                                          / self.reference_meal_g))
+        return meals.grams * np.exp(log_ratio)
+
+
+def _delay(seed: int, k: np.ndarray, stream: int, meal_id: np.ndarray,
+           lo_hi: tuple[int, int]) -> np.ndarray:
+    """A whole number of minutes uniform in [lo, hi], keyed by meal."""
+    lo, hi = lo_hi
+    u = rng.uniform(seed, k, stream, 2 * meal_id + 1)
+    return lo + np.floor(u * (hi - lo + 1)).astype(np.int64)
+
+
 @dataclass(frozen=True)
 class BolusEvents:
     """Boluses sorted by (patient, minute): carb units, plus a correction flag."""
@@ -46,11 +103,10 @@ class BolusEvents:
     correct: np.ndarray
 
 
-def meal_boluses(therapy: Therapy, meals: MealEvents, keys: np.ndarray,
-                 cr_g_per_u: np.ndarray, seed: int) -> BolusEvents:
-    """The boluses these meals call for (all of them, wherever they fall in time)."""
+def _therapy_schedule(therapy: Therapy, meals: MealEvents, k: np.ndarray, seed: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Which meals the therapy boluses for (its own miss chance) and when (its own delays)."""
     take = meals.bolus.copy() if therapy.bolus == "carb_ratio" else np.zeros(len(meals.minute), bool)
-    k = keys[meals.patient]
     if therapy.missed_bolus_prob > 0:
         take &= rng.uniform(seed, k, rng.BOLUS_MISS, meals.meal_id) >= therapy.missed_bolus_prob
     minute = meals.minute.copy()
@@ -60,6 +116,17 @@ def meal_boluses(therapy: Therapy, meals: MealEvents, keys: np.ndarray,
         delay = lo + np.floor(rng.uniform(seed, k, rng.BOLUS_DELAY, 2 * meals.meal_id + 1)
                               * (hi - lo + 1)).astype(np.int64)
         minute = np.where(late, minute + delay, minute)
+    return take, minute
+
+
+def meal_boluses(therapy: Therapy, meals: MealEvents, keys: np.ndarray,
+                 cr_g_per_u: np.ndarray, seed: int, habits: BolusHabits | None = None
+                 ) -> BolusEvents:
+    """The boluses these meals call for (all of them, wherever they fall in time)."""
+    k = keys[meals.patient]
+    take, minute = _therapy_schedule(therapy, meals, k, seed)
+    if habits is not None:
+        return _habitual_boluses(therapy, meals, k, cr_g_per_u, seed, habits, take, minute)
     order = np.lexsort((minute[take], meals.patient[take]))
     return BolusEvents(
         patient=meals.patient[take][order], minute=minute[take][order],
@@ -111,3 +178,35 @@ class HypoTreatment:
         rows[:, kernel.AWAKE_AFTER_RESCUE_MIN] = self.awake_after_rescue_min
         rows[:, kernel.CLOCK0_MIN] = clock0_min % kernel.MINUTES_PER_DAY
         return rows
+
+
+def _habitual_boluses(therapy: Therapy, meals: MealEvents, k: np.ndarray,
+                      cr_g_per_u: np.ndarray, seed: int, habits: BolusHabits,
+                      take: np.ndarray, minute: np.ndarray) -> BolusEvents:
+    """``meal_boluses`` with each patient's habits on top of the therapy's own schedule."""
+    row = meals.patient
+    snack = meals.grams < habits.snack_below_g
+    p_miss = habits.missed_prob[row]
+    p_miss = np.where(snack, 1.0 - (1.0 - p_miss) ** habits.snack_miss_factor, p_miss)
+    take = take & (rng.uniform(seed, k, HABIT_MISS_STREAM, meals.meal_id) >= p_miss)
+    late = rng.uniform(seed, k, HABIT_LATE_STREAM, 2 * meals.meal_id) < habits.late_prob[row]
+    minute = np.where(late, minute + _delay(seed, k, HABIT_LATE_STREAM, meals.meal_id,
+                                            habits.late_delay_min), minute)
+    units = habits.estimated_grams(meals, k, seed) / cr_g_per_u[row]
+    # Correction checks after main meals, whether or not the meal was bolused.
+    check = (~snack) & (therapy.bolus == "carb_ratio") & (
+        rng.uniform(seed, k, CORRECTION_CHECK_STREAM, 2 * meals.meal_id) < habits.check_prob[row])
+    check_minute = meals.minute + _delay(seed, k, CORRECTION_CHECK_STREAM, meals.meal_id,
+                                         habits.check_delay_min)
+    if therapy.correction:  # a bolus that corrects anyway makes a check in its minute moot
+        def at(rows: np.ndarray, minutes: np.ndarray) -> np.ndarray:
+            return rows.astype(np.int64) * (1 << 40) + (minutes - meals.minute.min(initial=0))
+        check &= ~np.isin(at(row, check_minute), at(row[take], minute[take]))
+    patient = np.concatenate([row[take], row[check]])
+    minute = np.concatenate([minute[take], check_minute[check]])
+    units = np.concatenate([units[take], np.zeros(int(check.sum()))])
+    correct = np.concatenate([np.full(int(take.sum()), therapy.correction, dtype=bool),
+                              np.ones(int(check.sum()), dtype=bool)])
+    order = np.lexsort((minute, patient))
+    return BolusEvents(patient=patient[order], minute=minute[order], units=units[order],
+                       correct=correct[order])

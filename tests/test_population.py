@@ -58,3 +58,28 @@ def test_titrated_population_stays_stable_on_random_days():
     assert np.median(tir) > 0.75
     assert (g < 54).mean() < 0.005
     assert g.min() > 30 and np.percentile(g.max(axis=1), 95) < 400 and g.max() < 600
+
+
+def test_unstable_patients_are_redrawn_deterministically_per_key():
+    from simulators.population import stable_cohort, unstable_patients, valid_steady_state
+    from simulators.titration import titrate
+
+    # Children of seed 1: rows 31, 49 and 97 of the first 100 sit below 40 mg/dL for 2 h
+    # with their titrated therapy on two ideal days (measured); they are re-drawn.
+    groups = ("child",)
+    sampled = sample_cohort(100, seed=1, groups=groups)
+    assert valid_steady_state(sampled).all()
+    titrated = titrate(sampled)
+    bad = np.flatnonzero(unstable_patients(titrated, seed=1))
+    np.testing.assert_array_equal(bad, [31, 49, 97])
+    stable = stable_cohort(sampled, 1, groups, titrate)
+    assert not unstable_patients(stable, seed=1).any()
+    changed = np.flatnonzero(stable.params["Vmx"] != titrated.params["Vmx"])
+    np.testing.assert_array_equal(changed, bad)
+    np.testing.assert_array_equal(stable.keys, sampled.keys)  # same identities and groups
+    assert stable.age_group == sampled.age_group
+    # a shard re-draws the same patients the same way
+    shard = stable_cohort(sample_cohort(20, seed=1, groups=groups, first_key=int(sampled.keys[40])),
+                          1, groups, titrate)
+    np.testing.assert_array_equal(shard.params["Vmx"], stable.params["Vmx"][40:60])
+    np.testing.assert_array_equal(shard.cr_g_per_u, stable.cr_g_per_u[40:60])

@@ -27,7 +27,7 @@ def test_open_loop_three_patients(simglucose_ref):
     ref = _columns(simglucose_ref / "open_loop_3patients.csv")
     names = ["adult#001", "adolescent#001", "child#001"]
     scenario = parse_scenario({
-        "duration_min": 1441, "patients": names, "sensor": {"model": "ideal"},
+        "duration_min": 1441, "patients": names, "model": "uva_padova", "sensor": {"model": "ideal"},
         "therapy": {"basal": "steady_state", "bolus": "carb_ratio"},
         "meals": [{"minute": 420, "grams": 50}, {"minute": 720, "grams": 70},
                   {"minute": 1080, "grams": 80}],
