@@ -22,7 +22,7 @@ from simulators.controllers import (
     insulin_on_board,
     to_devicestatus,
 )
-from simulators.controllers.oref0_parity import FEATURES, compare, random_decisions, subset
+from simulators.controllers.oref0_parity import FEATURES, compare, compare_iob, random_decisions, subset
 from simulators.controllers.oref0_reference import (
     Oref0Reference,
     Oref0ReferenceError,
@@ -164,6 +164,15 @@ def test_port_matches_oref0(reference, features):
     assert 0.05 < port.suspended.mean() < 0.6 and port.enacted.mean() < 0.98
     if features == "smb":
         assert Oref0Reason.SMB_LOW_TEMP in seen and (port.smb_u > 0).mean() > 0.05
+
+
+@needs_node
+def test_insulin_on_board_matches_oref0_lib_iob(reference):
+    """Pump histories through oref0's own IOB code: equal to its rounding (0.001 U, 0.0001 U/min)."""
+    report = compare_iob(300, seed=3, reference=reference)
+    assert report.max_iob_error_u <= 0.001 + 1e-9 and report.max_zero_temp_iob_error_u <= 0.001 + 1e-9
+    assert report.max_activity_error_u_per_min <= 1e-4 + 1e-9
+    assert report.max_zero_temp_activity_error_u_per_min <= 1e-4 + 1e-9
 
 
 @needs_node

@@ -805,14 +805,15 @@ def insulin_on_board(dose_u: np.ndarray, dose_time_min: np.ndarray, basal_u_per_
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """oref0's ``iob_data`` ticks from net doses: (iob_u, activity_u_per_min, zero-temp iob, activity).
 
-    ``dose_u`` (N, K) are net insulin pulses (boluses, and temp basals minus the scheduled basal
-    as oref0 splits them into +-0.05 U pulses); ``dose_time_min`` (N, K) their times relative to
-    now (negative: past; positive: still to come from the running temp). Padding pulses have 0 U.
+    ``dose_u`` (N, K) are net insulin pulses: boluses, and temp basals minus the scheduled basal
+    (times the autosens ratio) as `temp_basal_pulses` splits them; ``dose_time_min`` (N, K) their
+    times relative to now (negative: past). oref0 ends the running temp 1 min from now for its
+    projections, so the running temp's pulses run to ``+1`` at the latest. Padding pulses have 0 U.
     Tick ``k`` (time ``5k``) counts the pulses given by then and within DIA, as
     ``lib/iob/total.js`` does, rounded the same way (IOB to 0.001 U, activity to 0.0001 U/min).
-    The zero-temp ticks drop the future pulses and add a zero temp of the scheduled basal for
-    4 h from now (``find_insulin(inputs, 240)``). Curves: rapid-acting (peak 75) or ultra-rapid
-    (peak 55); DIA below 5 h is raised to 5 h as oref0 does for these curves.
+    The zero-temp ticks add a zero temp of ``basal_u_per_h`` (the scheduled basal times the
+    autosens ratio) for 4 h from 1 min from now (``find_insulin(inputs, 240)``). Curves:
+    rapid-acting (peak 75) or ultra-rapid (peak 55); DIA below 5 h is raised to 5 h as oref0 does.
     """
     dose_u = np.ascontiguousarray(dose_u, dtype=np.float64)
     dose_time = np.ascontiguousarray(dose_time_min, dtype=np.float64)
@@ -821,6 +822,31 @@ def insulin_on_board(dose_u: np.ndarray, dose_time_min: np.ndarray, basal_u_per_
     out = np.zeros((4, n, N_TICKS))
     _iob_kernel(dose_u, dose_time, basal, max(dia_h, 5.0), peak_min, out)
     return out[0], out[1], out[2], out[3]
+
+
+def temp_basal_pulses(net_u_per_h: float, start_min: float, duration_min: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """A temp basal's net insulin as oref0's pulses: (units, times in min), for `insulin_on_board`.
+
+    As ``lib/iob/history.js`` with a basal schedule: the temp is cut into 30-min parts (the last
+    one shorter), and each part's net insulin (rate minus scheduled basal, rounded to 0.01 U)
+    into evenly spaced +-0.05 U pulses. Splits at basal-schedule changes are left to the caller
+    (one call per scheduled rate).
+    """
+    units, times = [], []
+    size = -0.05 if net_u_per_h < 0 else 0.05
+    offset = 0.0
+    while offset < duration_min:
+        part = min(30.0, duration_min - offset)
+        amount = math.floor(net_u_per_h * part * 10 / 6 + 0.5) / 100
+        count = int(math.floor(amount / size + 0.5))
+        if count > 0:
+            units.append(np.full(count, size))
+            times.append(start_min + offset + np.arange(count) * (part / count))
+        offset += part
+    if not units:
+        return np.empty(0), np.empty(0)
+    return np.concatenate(units), np.concatenate(times)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -841,10 +867,10 @@ def _exp_curve(units, mins_ago, end, peak):
 def _iob_kernel(dose_u, dose_time, basal, dia_h, peak, out):
     end = dia_h * 60.0
     for i in prange(dose_u.shape[0]):
-        # the zero temp: -0.05 U pulses evenly spread over 240 min (lib/iob/history.js)
-        zt_amount = math.floor(-basal[i] * 240 * 10 / 6 + 0.5) / 100
+        # the zero temp from now + 1 min for 240 min, split into 30-min parts of -0.05 U pulses
+        zt_amount = math.floor(-basal[i] * 30 * 10 / 6 + 0.5) / 100
         zt_count = int(math.floor(zt_amount / -0.05 + 0.5))
-        zt_spacing = 240.0 / zt_count if zt_count > 0 else 0.0
+        zt_spacing = 30.0 / zt_count if zt_count > 0 else 0.0
         for k in range(N_TICKS):
             t = 5.0 * k
             iob = 0.0
@@ -861,16 +887,16 @@ def _iob_kernel(dose_u, dose_time, basal, dia_h, peak, out):
                 di, da = _exp_curve(units, math.floor(age + 0.5), end, peak)
                 iob += di
                 act += da
-                if dose_time[i, j] <= 0:
+            zt_iob = iob
+            zt_act = act
+            for part in range(8):
+                for j in range(zt_count):
+                    age = t - (1.0 + 30.0 * part + j * zt_spacing)
+                    if age < 0:
+                        break
+                    di, da = _exp_curve(-0.05, math.floor(age + 0.5), end, peak)
                     zt_iob += di
                     zt_act += da
-            for j in range(zt_count):
-                age = t - j * zt_spacing
-                if age < 0:
-                    break
-                di, da = _exp_curve(-0.05, math.floor(age + 0.5), end, peak)
-                zt_iob += di
-                zt_act += da
             out[0, i, k] = math.floor(iob * 1000 + 0.5) / 1000
             out[1, i, k] = math.floor(act * 10000 + 0.5) / 10000
             out[2, i, k] = math.floor(zt_iob * 1000 + 0.5) / 1000

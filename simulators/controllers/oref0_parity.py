@@ -32,23 +32,14 @@ from simulators.controllers.oref0 import (
     Oref0State,
     determine_basal,
     insulin_on_board,
+    temp_basal_pulses,
 )
 from simulators.controllers.oref0_reference import Oref0Reference, effective_rates, oref0_inputs
 
-__all__ = ["FEATURES", "ParityReport", "compare", "random_decisions"]
+__all__ = ["FEATURES", "IobParity", "ParityReport", "compare", "compare_iob", "random_decisions"]
 
 FEATURES = ("basic", "uam", "smb")  # no SMB/UAM (oref0's most common set-up); UAM; SMB and UAM
 _LGS_REASON = re.compile(r"minGuardBG -?[\d.]+<")  # the low-glucose-suspend rule's reason text
-
-
-def _pulses(net_u_per_h: float, start_min: float, duration_min: float) -> tuple[np.ndarray, np.ndarray]:
-    """A temp's net insulin as oref0's +-0.05 U pulses (lib/iob/history.js), times in minutes."""
-    size = -0.05 if net_u_per_h < 0 else 0.05
-    amount = np.floor(net_u_per_h * duration_min * 10 / 6 + 0.5) / 100
-    count = int(np.floor(amount / size + 0.5))
-    if count <= 0:
-        return np.empty(0), np.empty(0)
-    return np.full(count, size), start_min + np.arange(count) * (duration_min / count)
 
 
 def random_decisions(n: int, seed: int, features: str = "basic") -> tuple[Oref0State, Oref0Profile]:
@@ -97,17 +88,18 @@ def random_decisions(n: int, seed: int, features: str = "basic") -> tuple[Oref0S
     multiples = np.array([0.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.5, 2.0, 3.0])
     for i in range(n):
         scheduled = basal[i] * ratio[i]
-        parts = [_pulses(basal[i] * rng.choice(multiples) - scheduled, start, 30.0)
+        parts = [temp_basal_pulses(basal[i] * rng.choice(multiples) - scheduled, start, 30.0)
                  for start in np.arange(-360.0, -30.0, 30.0)]
         if rng.random() < 0.7:  # a temp is running, set 0-29 min ago
             age = float(rng.integers(0, 30))
             duration = 30.0 if rng.random() < 0.8 else float(rng.choice([60.0, 90.0, 120.0]))
             temp_rate[i] = float(np.round(basal[i] * rng.choice(multiples) * 20) / 20)
             temp_remaining[i] = duration - age
-            parts.append(_pulses(temp_rate[i] - scheduled, -age, duration))
-            parts.append(_pulses(basal[i] * rng.choice(multiples) - scheduled, -30.0, 30.0 - age))
+            # oref0 projects the running temp only to 1 min from now
+            parts.append(temp_basal_pulses(temp_rate[i] - scheduled, -age, age + 1.0))
+            parts.append(temp_basal_pulses(basal[i] * rng.choice(multiples) - scheduled, -30.0, 30.0 - age))
         else:
-            parts.append(_pulses(basal[i] * rng.choice(multiples) - scheduled, -30.0, 30.0))
+            parts.append(temp_basal_pulses(basal[i] * rng.choice(multiples) - scheduled, -30.0, 30.0))
         bolus_u, bolus_t = [], []
         if has_carbs[i]:  # the meal bolus, 60-110 % of carbs / CR, given around the meal
             bolus_u.append(np.round(carbs[i] / cr[i] * rng.uniform(0.6, 1.1), 1))
@@ -231,3 +223,64 @@ def subset(state: Oref0State, idx) -> Oref0State:
         a = np.asarray(v)
         return a[idx] if a.ndim else v
     return replace(state, **{f: pick(getattr(state, f)) for f in state.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class IobParity:
+    """`insulin_on_board` against oref0's lib/iob on the same pump histories (all 48 ticks)."""
+
+    histories: int
+    max_iob_error_u: float
+    max_activity_error_u_per_min: float
+    max_zero_temp_iob_error_u: float
+    max_zero_temp_activity_error_u_per_min: float
+
+
+def compare_iob(n: int, seed: int, reference: Oref0Reference,
+                now_ms: int = 1_700_049_600_000) -> IobParity:  # 2023-11-15 12:00 UTC
+    """Random 6-h pump histories (30-min temps, a running temp, boluses) through both IOB codes.
+
+    oref0 reads them as Nightscout treatments (``Temp Basal`` rate/duration, ``Bolus`` amount),
+    newest first, with a one-rate basal schedule; the port as `temp_basal_pulses` and boluses.
+    """
+    rng = np.random.default_rng(seed)
+    requests, doses = [], []
+    basal = np.round(rng.uniform(0.3, 2.5, n) * 20) / 20
+    ratio = np.where(rng.random(n) < 0.5, 1.0, np.round(rng.uniform(0.7, 1.3, n), 2))
+
+    def iso(minutes: float) -> str:
+        return np.datetime_as_string(np.datetime64(int(now_ms + minutes * 60_000), "ms"), unit="s") + "Z"
+
+    for i in range(n):
+        history, parts = [], []
+        starts = list(np.arange(-360.0, 0.0, 30.0) + rng.integers(0, 30))
+        for k, start in enumerate(starts):
+            rate = float(np.round(basal[i] * rng.choice([0.0, 0.5, 1.0, 1.5, 2.0, 3.0]) * 20) / 20)
+            duration = 30.0 if k + 1 < len(starts) else float(rng.choice([30.0, 60.0, 120.0]))
+            end = starts[k + 1] if k + 1 < len(starts) else 1.0  # oref0 ends the running temp at +1 min
+            history.append({"eventType": "Temp Basal", "rate": rate, "duration": duration,
+                            "timestamp": iso(start)})
+            parts.append(temp_basal_pulses(rate - basal[i] * ratio[i], start, min(duration, end - start)))
+        for _ in range(rng.integers(0, 4)):
+            at = -float(rng.integers(0, 360))
+            amount = float(np.round(rng.uniform(0.2, 8.0), 1))
+            history.append({"_type": "Bolus", "amount": amount, "timestamp": iso(at)})
+            parts.append((np.array([amount]), np.array([at])))
+        history.sort(key=lambda r: r["timestamp"], reverse=True)
+        requests.append({"history": history, "clock": iso(0), "autosens": {"ratio": float(ratio[i])},
+                         "profile": {"current_basal": float(basal[i]), "dia": 5, "curve": "rapid-acting",
+                                     "basalprofile": [{"i": 0, "start": "00:00:00", "minutes": 0,
+                                                       "rate": float(basal[i])}]}})
+        doses.append((np.concatenate([u for u, _ in parts]), np.concatenate([t for _, t in parts])))
+    width = max(len(u) for u, _ in doses)
+    dose_u, dose_t = np.zeros((n, width)), np.zeros((n, width))
+    for i, (u, t) in enumerate(doses):
+        dose_u[i, :len(u)], dose_t[i, :len(t)] = u, t
+    port = insulin_on_board(dose_u, dose_t, basal * ratio)
+    ref = reference.iob(requests)
+    errors = [r["error"] for r in ref if "error" in r]
+    if errors:
+        raise RuntimeError(f"oref0 lib/iob failed on {len(errors)} histories: {errors[0]}")
+    keys = ("iob", "activity", "zt_iob", "zt_activity")
+    diff = [float(np.abs(np.array([r[k] for r in ref]) - p).max()) for k, p in zip(keys, port)]
+    return IobParity(n, *diff)

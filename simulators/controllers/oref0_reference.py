@@ -65,7 +65,8 @@ class Oref0Reference:
             raise Oref0ReferenceError(
                 f"the oref0 npm package is not installed in {self.node_dir}: "
                 f"run `make node-deps` (npm install --prefix .node oref0@{OREF0_VERSION})")
-        env = dict(os.environ, NODE_PATH=str(modules))
+        # UTC: lib/iob splits temps at basal-schedule times read in the process's time zone
+        env = dict(os.environ, NODE_PATH=str(modules), TZ="UTC")
         self._stderr = tempfile.TemporaryFile()
         self._proc: subprocess.Popen | None = subprocess.Popen(
             [node_bin, str(WORKER_JS)], cwd=self.node_dir, env=env, stdin=subprocess.PIPE,
@@ -84,17 +85,29 @@ class Oref0Reference:
         return self._proc.pid if self._proc is not None else None
 
     def run(self, decisions: list[dict]) -> list[dict]:
+        """determine-basal's ``rT`` for each decision (inputs as `oref0_inputs` builds them)."""
+        return self._request("decisions", decisions)
+
+    def iob(self, requests: list[dict]) -> list[dict]:
+        """lib/iob's 48 ticks for each of ``requests`` (``{history, profile, clock, autosens}``).
+
+        Each answer has ``iob``, ``activity``, ``zt_iob`` and ``zt_activity`` lists (the
+        ``iobWithZeroTemp`` ticks), for checking `insulin_on_board`.
+        """
+        return self._request("iob", requests)
+
+    def _request(self, kind: str, items: list[dict]) -> list[dict]:
         if self._proc is None:
             raise Oref0ReferenceError("the oref0 worker is closed")
-        line = json.dumps({"decisions": decisions}, separators=(",", ":")).encode() + b"\n"
+        line = json.dumps({kind: items}, separators=(",", ":")).encode() + b"\n"
         try:
             self._proc.stdin.write(line)
             self._proc.stdin.flush()
         except BrokenPipeError as e:
             raise self._failure("the oref0 worker exited") from e
         results = self._read_reply()["results"]
-        if len(results) != len(decisions):
-            raise self._failure(f"the oref0 worker answered {len(results)} of {len(decisions)} decisions")
+        if len(results) != len(items):
+            raise self._failure(f"the oref0 worker answered {len(results)} of {len(items)} requests")
         return results
 
     def _read_reply(self) -> dict:

@@ -2,6 +2,8 @@
 // Protocol: one JSON line in = one batch {"decisions": [{glucose_status, currenttemp, iob_data,
 // profile, autosens, meal_data, microBolusAllowed, currentTime (ms)}, ...]};
 // one JSON line out = {"results": [rT or {"error": message}, ...]}.
+// Or {"iob": [{history, profile, clock, autosens}, ...]} (lib/iob's inputs) answered by
+// {"results": [{iob: [48], activity: [48], zt_iob: [48], zt_activity: [48]}, ...]}.
 // The first line written is {"ready": true, "oref0": version} or {"fatal": message}.
 'use strict';
 
@@ -12,9 +14,10 @@ function fatal(message) {
     process.exit(1);
 }
 
-var determineBasal, tempBasalFunctions, version;
+var determineBasal, tempBasalFunctions, generateIob, version;
 try {
     determineBasal = require('oref0/lib/determine-basal/determine-basal');
+    generateIob = require('oref0/lib/iob');
     tempBasalFunctions = require('oref0/lib/basal-set-temp');
     version = require('oref0/package.json').version;
 } catch (e) {
@@ -33,6 +36,26 @@ function decide(d) {
         null, new Date(d.currentTime));
 }
 
+function iobTicks(inputs) {
+    var ticks = generateIob(inputs, false);
+    return {
+        iob: ticks.map(function (t) { return t.iob; }),
+        activity: ticks.map(function (t) { return t.activity; }),
+        zt_iob: ticks.map(function (t) { return t.iobWithZeroTemp.iob; }),
+        zt_activity: ticks.map(function (t) { return t.iobWithZeroTemp.activity; })
+    };
+}
+
+function guarded(fn) {
+    return function (item) {
+        try {
+            return fn(item);
+        } catch (e) {
+            return {error: String(e && e.stack || e)};
+        }
+    };
+}
+
 process.stdout.write(JSON.stringify({ready: true, oref0: version}) + '\n');
 
 var lines = readline.createInterface({input: process.stdin, terminal: false});
@@ -40,13 +63,7 @@ lines.on('line', function (line) {
     var reply;
     try {
         var batch = JSON.parse(line);
-        reply = {results: batch.decisions.map(function (d) {
-            try {
-                return decide(d);
-            } catch (e) {
-                return {error: String(e && e.stack || e)};
-            }
-        })};
+        reply = {results: batch.iob ? batch.iob.map(guarded(iobTicks)) : batch.decisions.map(guarded(decide))};
     } catch (e) {
         reply = {fatal: 'bad request: ' + e.message};
     }
