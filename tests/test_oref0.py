@@ -89,6 +89,17 @@ def test_flat_cgm_cancels_a_high_temp_unless_in_simulator_mode():
     assert d.reason[0] != Oref0Reason.CGM_ERROR_NEUTRAL
 
 
+def test_exercise_temp_target_of_160_halves_basal():
+    # in range at 160 (min = max = 160): oref0 sets the (sensitivity-adjusted) basal as temp
+    exercise = _profile(min_bg_mgdl=160.0, max_bg_mgdl=160.0, temptarget_set=True,
+                        high_temptarget_raises_sensitivity=True)
+    d = determine_basal(_state(165.0, delta=-0.5), exercise)
+    assert d.reason[0] == Oref0Reason.FALLING_FASTER_THAN_EXPECTED or d.reason[0] == Oref0Reason.IN_RANGE
+    assert d.rate_u_per_h[0] == 0.5
+    d = determine_basal(_state(165.0, delta=-0.5), dataclasses.replace(exercise, temptarget_set=False))
+    assert d.rate_u_per_h[0] == 1.0
+
+
 def test_rates_round_to_the_pump_steps():
     profile = _profile(current_basal_u_per_h=0.4, max_basal_u_per_h=5.0)
     glucose = np.linspace(101.0, 140.0, 40)

@@ -9,19 +9,21 @@ order, so the same floating-point results), one patient per numba ``prange`` ite
 agreement with the real oref0 is measured by ``tests/test_oref0.py`` against the npm package run
 in Node (``simulators/controllers/oref0_reference.py``).
 
-Ported: CGM error handling (glucose <= 10 or 38, noise >= 3, stale data, flat CGM), the autosens
-ratio (basal, ISF, carb-absorption time, and targets with ``sensitivity_raises_target`` /
+Ported: CGM error handling (glucose <= 10 or 38, noise >= 3, stale data, flat CGM), the
+sensitivity ratio from autosens or from a temporary target (exercise mode, low targets) and what
+it adjusts (basal, ISF, carb-absorption time, targets with ``sensitivity_raises_target`` /
 ``resistance_lowers_target``), noisy-CGM target raising, BGI / deviation / naive and eventual BG,
 the IOB, zero-temp, COB (with remaining-carbs bilinear absorption) and UAM predictions,
 minPredBG / minGuardBG / avgPredBG, carbsReq, low-glucose suspend, the low-temp, in-range,
 max-IOB and high-temp rules, max safe basal, ``round_basal`` (with the x23/x54 0.025 U/h steps),
-and SMB (``enableSMB_always`` / ``_with_COB`` / ``_after_carbs`` / ``_high_bg``, max SMB basal
-minutes, SMB interval, SMB zero/low temps).
+and SMB (``enableSMB_always`` / ``_with_COB`` / ``_after_carbs`` / ``_with_temptarget`` /
+``_high_bg``, no SMB with high temp targets, max SMB basal minutes, SMB interval, SMB zero/low
+temps). `insulin_on_board` is lib/iob's exponential-curve IOB from pump history.
 
-Not ported: temporary targets (``temptargetSet`` and the exercise-mode sensitivity ratio),
-``skip_neutral_temps`` (cancelling temps before the hour), the pump-history consistency checks
-that compare the running temp with ``iob_data.lastTemp`` (the simulator's pump is its own
-history), the Bolus Wizard (``bwFound`` / A52) SMB rule, and the bilinear insulin curve.
+Not ported: ``skip_neutral_temps`` (cancelling temps before the hour), the pump-history
+consistency checks that compare the running temp with ``iob_data.lastTemp`` (the simulator's
+pump is its own history), the Bolus Wizard (``bwFound`` / A52) SMB rule, the bilinear insulin
+curve, and autosens itself (``lib/determine-basal/autosens.js``: the ratio is an input).
 
 Units: glucose in mg/dL, deltas in mg/dL per 5 min, insulin in U, rates in U/h, activity in
 U/min (oref0's ``activity``), durations and ages in minutes, carbs in g.
@@ -137,6 +139,14 @@ class Oref0Profile:
     noisy_cgm_target_multiplier: np.ndarray | float = 1.3
     pump_x23_x54: np.ndarray | bool = False  # Medtronic x23/x54: 0.025 U/h steps below 1 U/h
     flat_cgm_check: np.ndarray | bool = True  # False: oref0's "fakecgm" simulator mode
+    # a temporary target is running: min_bg/max_bg are the temp target's (temptargetSet)
+    temptarget_set: np.ndarray | bool = False
+    high_temptarget_raises_sensitivity: np.ndarray | bool = False  # or exercise_mode
+    low_temptarget_lowers_sensitivity: np.ndarray | bool = False
+    half_basal_exercise_target_mgdl: np.ndarray | float = 160.0
+    autosens_max: np.ndarray | float = 1.2
+    allow_smb_with_high_temptarget: np.ndarray | bool = False
+    enable_smb_with_temptarget: np.ndarray | bool = False
 
     def to_oref0(self, i: int) -> dict:
         """Patient ``i``'s profile as oref0's profile JSON (for the reference worker)."""
@@ -164,8 +174,14 @@ class Oref0Profile:
             "maxDelta_bg_threshold": v["max_delta_bg_threshold"],
             "noisyCGMTargetMultiplier": v["noisy_cgm_target_multiplier"],
             "model": "554" if v["pump_x23_x54"] else "522",
-            "skip_neutral_temps": False, "temptargetSet": False, "out_units": "mg/dL",
-            "carbsReqThreshold": 1, "autosens_max": 1.2, "autosens_min": 0.7,
+            "temptargetSet": bool(v["temptarget_set"]),
+            "high_temptarget_raises_sensitivity": bool(v["high_temptarget_raises_sensitivity"]),
+            "low_temptarget_lowers_sensitivity": bool(v["low_temptarget_lowers_sensitivity"]),
+            "half_basal_exercise_target": v["half_basal_exercise_target_mgdl"],
+            "autosens_max": v["autosens_max"], "autosens_min": 0.7,
+            "allowSMB_with_high_temptarget": bool(v["allow_smb_with_high_temptarget"]),
+            "enableSMB_with_temptarget": bool(v["enable_smb_with_temptarget"]),
+            "skip_neutral_temps": False, "out_units": "mg/dL", "carbsReqThreshold": 1,
             "curve": "rapid-acting", "dia": 5,
         }
 
@@ -223,7 +239,8 @@ _PROFILE_COLS = tuple(f.name for f in fields(Oref0Profile))
 (P_BASAL, P_SENS, P_CR, P_MINBG, P_MAXBG, P_MAXIOB, P_MAXBASAL, P_MAXDAILY, P_DAILYMULT, P_CURMULT,
  P_UAM, P_SMB_ALWAYS, P_SMB_COB, P_SMB_CARBS, P_SMB_HIGH, P_SMB_HIGH_TARGET, P_SMB_MINUTES,
  P_UAM_SMB_MINUTES, P_SMB_INTERVAL, P_BOLUS_INC, P_RC_CAP, P_RC_FRACTION, P_SENS_RAISES, P_RES_LOWERS,
- P_MAXDELTA_THR, P_NOISY_MULT, P_X23, P_FLATCHECK) = range(len(_PROFILE_COLS))
+ P_MAXDELTA_THR, P_NOISY_MULT, P_X23, P_FLATCHECK, P_TT_SET, P_HIGH_TT_RAISES, P_LOW_TT_LOWERS,
+ P_HALF_BASAL_TARGET, P_AUTOSENS_MAX, P_SMB_HIGH_TT, P_SMB_TT) = range(len(_PROFILE_COLS))
 
 (O_RATE, O_DUR, O_ENACTED, O_SMB, O_REASON, O_EVENTUAL, O_INSREQ, O_MINPRED, O_MINGUARD,
  O_CARBSREQ) = range(10)
@@ -370,15 +387,20 @@ def _determine_basal_kernel(s, p, iob, act, zt_act, out, preds):
 
 
 @njit(cache=True, error_model="numpy")
-def _enable_smb(s, p, bg):
-    """determine-basal.js enable_smb (no temp targets, no Bolus Wizard)."""
+def _enable_smb(s, p, bg, target_bg):
+    """determine-basal.js enable_smb (without the Bolus Wizard rule)."""
+    tt = p[P_TT_SET] > 0
     if s[S_SMBOK] == 0:
+        return False
+    if p[P_SMB_HIGH_TT] == 0 and tt and target_bg > 100:
         return False
     if p[P_SMB_ALWAYS] > 0:
         return True
     if p[P_SMB_COB] > 0 and _truthy(s[S_COB]):
         return True
     if p[P_SMB_CARBS] > 0 and _truthy(s[S_CARBS]):
+        return True
+    if p[P_SMB_TT] > 0 and tt and target_bg < 100:
         return True
     if p[P_SMB_HIGH] > 0 and bg >= p[P_SMB_HIGH_TARGET]:
         return True
@@ -426,14 +448,30 @@ def _decide(s, p, iob, act, zt_act, out, preds):  # noqa: C901 (one function, as
     target_bg = (min_bg + max_bg) / 2
     max_iob = p[P_MAXIOB]
 
-    # autosens: basal, targets and ISF
-    ratio = s[S_RATIO]
+    # sensitivity ratio, from a temp target (exercise mode) or autosens: basal, ISF, targets
+    autosens_ratio = s[S_RATIO]
+    tt = p[P_TT_SET] > 0
+    normal_target = 100.0
+    if (p[P_HIGH_TT_RAISES] > 0 and tt and target_bg > normal_target
+            or p[P_LOW_TT_LOWERS] > 0 and tt and target_bg < normal_target):
+        half_basal_target = p[P_HALF_BASAL_TARGET] if _truthy(p[P_HALF_BASAL_TARGET]) else 160.0
+        c = half_basal_target - normal_target
+        if c * (c + target_bg - normal_target) <= 0.0:
+            ratio = p[P_AUTOSENS_MAX]
+        else:
+            ratio = c / (c + target_bg - normal_target)
+        ratio = _jround(_jmin(ratio, p[P_AUTOSENS_MAX]), 2)
+    else:
+        ratio = autosens_ratio
     if _truthy(ratio):
         basal = _round_basal(p[P_BASAL] * ratio, x23)
-    if (p[P_SENS_RAISES] > 0 and ratio < 1) or (p[P_RES_LOWERS] > 0 and ratio > 1):
-        min_bg = _jround((min_bg - 60) / ratio, 0) + 60
-        max_bg = _jround((max_bg - 60) / ratio, 0) + 60
-        new_target_bg = _jround((target_bg - 60) / ratio, 0) + 60
+    if tt:
+        pass  # a temp target is not adjusted by autosens
+    elif ((p[P_SENS_RAISES] > 0 and autosens_ratio < 1)
+          or (p[P_RES_LOWERS] > 0 and autosens_ratio > 1)):
+        min_bg = _jround((min_bg - 60) / autosens_ratio, 0) + 60
+        max_bg = _jround((max_bg - 60) / autosens_ratio, 0) + 60
+        new_target_bg = _jround((target_bg - 60) / autosens_ratio, 0) + 60
         target_bg = _jmax(80.0, new_target_bg)
     if noise >= 2:
         mult = _jmax(1.1, p[P_NOISY_MULT])
@@ -457,7 +495,7 @@ def _decide(s, p, iob, act, zt_act, out, preds):  # noqa: C901 (one function, as
     eventual_bg = naive_eventual_bg + deviation
     expected_delta = _jround(bgi + ((target_bg - eventual_bg) / 24.0), 1)
 
-    enable_smb = _enable_smb(s, p, bg)
+    enable_smb = _enable_smb(s, p, bg, target_bg)
     enable_uam = p[P_UAM] > 0
 
     # carb impact, absorption time and remaining carbs

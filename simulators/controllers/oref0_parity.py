@@ -2,7 +2,8 @@
 
 `random_decisions` draws N decision states the way a looping patient produces them:
 - a profile from a total daily dose of 15-80 U (ISF by the 1800 rule, CR by the 500 rule, basal
-  45 % of it), targets 80-160 mg/dL, max IOB 0-8 U, max basal 2-5x basal, autosens 0.7-1.3;
+  45 % of it), targets 80-160 mg/dL, max IOB 0-8 U, max basal 2-5x basal, autosens 0.7-1.3,
+  a temporary target on 15 % (80-160 mg/dL);
 - six hours of 30-min temp basals (net of the scheduled basal, split into +-0.05 U pulses as
   oref0 does), a running temp (or none), a meal in the last 6 h with its bolus and carbs on
   board, perhaps a correction bolus;
@@ -74,6 +75,17 @@ def random_decisions(n: int, seed: int, features: str = "basic") -> tuple[Oref0S
         resistance_lowers_target=rng.random(n) < 0.3,
         pump_x23_x54=rng.random(n) < 0.3,
     )
+    # a temp target on 15 %: eating soon (80-90) or exercise (120-160), with the settings it uses
+    temp_target = rng.random(n) < 0.15
+    target = rng.choice([80.0, 90.0, 120.0, 140.0, 160.0], n)
+    profile = replace(
+        profile, min_bg_mgdl=np.where(temp_target, target, profile.min_bg_mgdl),
+        max_bg_mgdl=np.where(temp_target, target, profile.max_bg_mgdl), temptarget_set=temp_target,
+        high_temptarget_raises_sensitivity=rng.random(n) < 0.5,
+        low_temptarget_lowers_sensitivity=rng.random(n) < 0.3,
+        half_basal_exercise_target_mgdl=rng.choice([140.0, 160.0, 180.0], n),
+        allow_smb_with_high_temptarget=rng.random(n) < 0.2,
+        enable_smb_with_temptarget=(rng.random(n) < 0.5) if features == "smb" else False)
 
     # meals (in the last 6 h) and doses: 6 h of 30-min temps, a running temp, the meal bolus and
     # perhaps a correction; then oref0's IOB ticks
