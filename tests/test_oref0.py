@@ -144,8 +144,10 @@ def test_devicestatus_has_the_openaps_shape():
     assert record["device"].startswith("openaps://")
     suggested, enacted = record["openaps"]["suggested"], record["openaps"]["enacted"]
     assert suggested["rate"] == 0.0 and enacted["received"] is True and "predBGs" not in enacted
-    assert suggested["reason"] == "LOW_GLUCOSE_SUSPEND" and len(suggested["predBGs"]["IOB"]) == N_TICKS
+    assert suggested["reason"] == "LOW_GLUCOSE_SUSPEND" and 13 <= len(suggested["predBGs"]["IOB"]) <= N_TICKS
     assert set(record["openaps"]["iob"]) == {"iob", "activity", "timestamp"}
+    fast = determine_basal(state, _profile(), predictions=False)
+    assert "predBGs" not in to_devicestatus(fast, state, 1, "2026-01-01T00:00:00Z")["openaps"]["suggested"]
 
 
 # --- the real oref0 -------------------------------------------------------------------------------
@@ -168,6 +170,7 @@ def test_port_matches_oref0(reference, features):
     assert report.fraction_within_0_05 >= 0.99, report.mismatches[:10]
     assert report.suspend_agreement == 1.0 and report.lgs_agreement == 1.0
     assert report.smb_agreement == 1.0 and report.eventual_bg_agreement >= 0.99
+    assert report.pred_agreement >= 0.99  # the predicted-glucose curves too
     # the states exercise every kind of decision, not just one
     seen = set(port.reason.tolist())
     assert {Oref0Reason.LOW_GLUCOSE_SUSPEND, Oref0Reason.LOW_TEMP, Oref0Reason.HIGH_TEMP,

@@ -150,7 +150,7 @@ class Oref0Profile:
 
     def to_oref0(self, i: int) -> dict:
         """Patient ``i``'s profile as oref0's profile JSON (for the reference worker)."""
-        v = {f.name: _at(getattr(self, f.name), i) for f in fields(self)}
+        v = {f.name: scalar_at(getattr(self, f.name), i) for f in fields(self)}
         max_daily = v["max_daily_basal_u_per_h"]
         return {
             "current_basal": v["current_basal_u_per_h"], "sens": v["sens_mgdl_per_u"],
@@ -186,11 +186,10 @@ class Oref0Profile:
         }
 
 
-def _at(value, i: int):
+def scalar_at(value, i: int):
     """Element ``i`` of a per-patient field as a plain Python scalar (scalars broadcast)."""
     a = np.asarray(value)
-    x = a.item() if a.ndim == 0 else a[i].item()
-    return x
+    return a.item() if a.ndim == 0 else a[i].item()
 
 
 # --- outputs ------------------------------------------------------------------------------
@@ -944,23 +943,35 @@ def _iob_kernel(dose_u, dose_time, basal, dia_h, peak, out):
 # --- Nightscout -------------------------------------------------------------------------------
 
 
+def uploaded_curve(curve: np.ndarray) -> list[int]:
+    """A predBGs curve as oref0 uploads it: without the run of equal values at its end (after 1 h)."""
+    values = [int(x) for x in curve if not np.isnan(x)]
+    while len(values) > 13 and values[-2] == values[-1]:
+        values.pop()
+    return values
+
+
 def to_devicestatus(decision: Oref0Decision, state: Oref0State, i: int, timestamp: str,
                     device: str = "openaps://cgm-ray") -> dict:
     """Patient ``i``'s decision as the Nightscout devicestatus record OpenAPS uploads.
 
     ``openaps.suggested`` carries what determine-basal returned (``rate``/``duration`` only when
     it asked for a new temp), ``openaps.enacted`` what the pump was told to do (absent when
-    nothing was enacted), ``openaps.iob`` the insulin on board now.
+    nothing was enacted), ``openaps.iob`` the insulin on board now. ``reason`` is the
+    `Oref0Reason` name (oref0's own reason is prose). The ZT curve is uploaded whole (oref0 cuts it
+    where it rises above target).
     """
     reason = Oref0Reason(int(decision.reason[i]))
-    cob = float(_at(state.cob_g, i))
+    cob = float(scalar_at(state.cob_g, i))
     pred = {"IOB": decision.pred_iob_mgdl[i], "ZT": decision.pred_zt_mgdl[i],
             "COB": decision.pred_cob_mgdl[i], "UAM": decision.pred_uam_mgdl[i]}
     suggested: dict = {
-        "temp": "absolute", "bg": float(_at(state.glucose_mgdl, i)), "reason": reason.name,
+        "temp": "absolute", "bg": float(scalar_at(state.glucose_mgdl, i)), "reason": reason.name,
         "COB": cob, "IOB": float(state.iob_u[i][0]), "timestamp": timestamp,
-        "predBGs": {k: [int(x) for x in v if not np.isnan(x)] for k, v in pred.items() if not np.isnan(v[0])},
     }
+    curves = {k: uploaded_curve(v) for k, v in pred.items() if v.size and not np.isnan(v[0])}
+    if curves:
+        suggested["predBGs"] = curves
     if not np.isnan(decision.eventual_bg_mgdl[i]):
         suggested["eventualBG"] = int(decision.eventual_bg_mgdl[i])
         suggested["insulinReq"] = float(decision.insulin_req_u[i])

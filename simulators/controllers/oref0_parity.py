@@ -34,6 +34,7 @@ from simulators.controllers.oref0 import (
     determine_basal,
     insulin_on_board,
     temp_basal_pulses,
+    uploaded_curve,
 )
 from simulators.controllers.oref0_reference import Oref0Reference, effective_rates, oref0_inputs
 
@@ -181,6 +182,7 @@ class ParityReport:
     enacted_agreement: float  # same "new temp" vs "leave the pump alone"
     smb_agreement: float  # same microbolus within 0.001 U
     eventual_bg_agreement: float  # same eventualBG where both report one
+    pred_agreement: float  # same predBGs IOB, COB and UAM curves (as uploaded) where oref0 gives them
     reference_errors: int
     port_s: float  # wall time of the port's call
     reference_s: float
@@ -214,6 +216,9 @@ def compare(state: Oref0State, profile: Oref0Profile, reference: Oref0Reference,
     ref_smb = np.array([float(r.get("units", 0.0)) for r in results])
     ref_eventual = np.array([float(r.get("eventualBG", np.nan)) for r in results])
     both = ~np.isnan(ref_eventual) & ~np.isnan(port.eventual_bg_mgdl)
+    curves = {"IOB": port.pred_iob_mgdl, "COB": port.pred_cob_mgdl, "UAM": port.pred_uam_mgdl}
+    pred_same = [all(uploaded_curve(curves[k][i]) == r["predBGs"][k] for k in curves if k in r["predBGs"])
+                 for i, r in enumerate(results) if "predBGs" in r]
     report = ParityReport(
         decisions=n,
         fraction_within_0_05=float(within.mean()),
@@ -222,6 +227,7 @@ def compare(state: Oref0State, profile: Oref0Profile, reference: Oref0Reference,
         enacted_agreement=float((ref_enacted == port.enacted).mean()),
         smb_agreement=float((np.abs(ref_smb - port.smb_u) < 1e-3).mean()),
         eventual_bg_agreement=float((ref_eventual[both] == port.eventual_bg_mgdl[both]).mean()),
+        pred_agreement=float(np.mean(pred_same)) if pred_same else float("nan"),
         reference_errors=sum("error" in r for r in results),
         port_s=port_s, reference_s=reference_s,
         mismatches=[int(i) for i in np.flatnonzero(~within | ~suspend_same)],

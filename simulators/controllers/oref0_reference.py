@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulators.controllers.oref0 import N_TICKS, Oref0Profile, Oref0State, _at
+from simulators.controllers.oref0 import N_TICKS, Oref0Profile, Oref0State, scalar_at
 
 __all__ = ["Oref0Reference", "Oref0ReferenceError", "default_node_dir", "effective_rate", "effective_rates",
            "oref0_inputs"]
@@ -174,7 +174,7 @@ def oref0_inputs(state: Oref0State, profile: Oref0Profile, i: int, now_ms: int =
     ``lastCarbTime`` sit their ages before ``now_ms`` (``currentTime``).
     """
     def scalar(name: str) -> float:
-        return float(_at(getattr(state, name), i))
+        return float(scalar_at(getattr(state, name), i))
 
     iob_data = [{"iob": float(state.iob_u[i, k]), "activity": float(state.activity_u_per_min[i, k]),
                  "iobWithZeroTemp": {"iob": float(state.zero_temp_iob_u[i, k]),
@@ -186,7 +186,7 @@ def oref0_inputs(state: Oref0State, profile: Oref0Profile, i: int, now_ms: int =
             "glucose": scalar("glucose_mgdl"), "delta": scalar("delta_mgdl"),
             "short_avgdelta": scalar("short_avgdelta_mgdl"), "long_avgdelta": scalar("long_avgdelta_mgdl"),
             "date": now_ms - scalar("glucose_age_min") * 60_000, "noise": scalar("noise"),
-            "device": "cgm-ray" if bool(_at(profile.flat_cgm_check, i)) else "fakecgm",
+            "device": "cgm-ray" if bool(scalar_at(profile.flat_cgm_check, i)) else "fakecgm",
         },
         "currenttemp": {"rate": scalar("temp_rate_u_per_h"), "duration": scalar("temp_remaining_min"),
                         "temp": "absolute"},
@@ -197,7 +197,7 @@ def oref0_inputs(state: Oref0State, profile: Oref0Profile, i: int, now_ms: int =
                       "lastCarbTime": now_ms - scalar("last_carb_age_min") * 60_000,
                       "slopeFromMaxDeviation": scalar("slope_from_max_deviation"),
                       "slopeFromMinDeviation": scalar("slope_from_min_deviation")},
-        "microBolusAllowed": bool(_at(state.microbolus_allowed, i)),
+        "microBolusAllowed": bool(scalar_at(state.microbolus_allowed, i)),
         "currentTime": now_ms,
     }
 
@@ -219,6 +219,6 @@ def effective_rates(results: list[dict], state: Oref0State, profile: Oref0Profil
     out = np.empty(len(results))
     for i, r in enumerate(results):
         out[i] = np.nan if "error" in r else effective_rate(
-            r, _at(state.temp_rate_u_per_h, i), _at(state.temp_remaining_min, i),
-            _at(profile.current_basal_u_per_h, i))
+            r, scalar_at(state.temp_rate_u_per_h, i), scalar_at(state.temp_remaining_min, i),
+            scalar_at(profile.current_basal_u_per_h, i))
     return out
