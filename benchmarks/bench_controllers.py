@@ -5,7 +5,8 @@ decisions (11,520; random, physiologically consistent states from
 `simulators.controllers.oref0_parity` until the closed-loop engine supplies real ones).
 ``pd_per_s`` is, for now, decision throughput in patient-days per second (decisions per second
 / 288 five-minute decisions a day), measured on a batch of ``--patients`` decisions after the
-kernels are compiled.
+kernels are compiled, with the predicted-glucose curves stored (the text report also gives the
+rate without them).
 Usage: python benchmarks/bench_controllers.py [--json] [--seed 1] [--features basic] [--patients 10000]
 """
 
@@ -26,14 +27,15 @@ DECISIONS_PER_DAY = 288
 PARITY_DECISIONS = 20 * 2 * DECISIONS_PER_DAY  # 20 patients x 2 days
 
 
-def oref0_decisions_per_s(patients: int, seed: int, features: str, repeats: int = 20) -> float:
+def oref0_decisions_per_s(patients: int, seed: int, features: str, predictions: bool = True,
+                          repeats: int = 20) -> float:
     """Best-of-``repeats`` decisions per second of the port for one batch of ``patients``."""
     state, profile = random_decisions(patients, seed, features)
-    determine_basal(state, profile)  # compile / load the kernel
+    determine_basal(state, profile, predictions)  # compile / load the kernel
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
-        determine_basal(state, profile)
+        determine_basal(state, profile, predictions)
         best = min(best, time.perf_counter() - started)
     return patients / best
 
@@ -69,6 +71,9 @@ def main() -> None:
     else:
         print(f"parity with oref0 0.7.1: skipped ({parity['skipped']})")
     print(f"{rate:,.0f} decisions/s = {rate / DECISIONS_PER_DAY:,.0f} patient-days/s (decisions only)")
+    fast = oref0_decisions_per_s(args.patients, args.seed, args.features, predictions=False)
+    print(f"without the predicted curves: {fast:,.0f} decisions/s"
+          f" = {fast / DECISIONS_PER_DAY:,.0f} patient-days/s")
 
 
 if __name__ == "__main__":

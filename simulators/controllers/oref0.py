@@ -568,14 +568,17 @@ def _decide(s, p, iob, act, zt_act, out, preds):  # noqa: C901 (one function, as
         pred_dev = ci * (1 - min(1.0, n / (60 / 5)))
         iob_pred_bg = last_iob + pred_bgi + pred_dev
         zt_pred_bg = last_zt + pred_zt_bgi
-        pred_ci = _jmax(0.0, _jmax(0.0, ci) * (1 - n / _jmax(cid * 2, 1.0)))
-        intervals = _jmin(n, (remaining_ca_time * 12) - n)
-        remaining_ci = _jmax(0.0, intervals / (remaining_ca_time / 2 * 12) * remaining_ci_peak)
-        cob_pred_bg = last_cob + pred_bgi + _jmin(0.0, pred_dev) + pred_ci + remaining_ci
-        pred_uci_slope = _jmax(0.0, uci + (n * slope_from_deviations))
-        pred_uci_max = _jmax(0.0, uci * (1 - n / max(3 * 60 / 5, 1.0)))
-        pred_uci = _jmin(pred_uci_slope, pred_uci_max)
-        uam_pred_bg = last_uam + pred_bgi + _jmin(0.0, pred_dev) + pred_uci
+        # the COB and UAM curves only matter with carbs acting / UAM on (oref0 computes them always)
+        if carbs_active:
+            pred_ci = _jmax(0.0, _jmax(0.0, ci) * (1 - n / _jmax(cid * 2, 1.0)))
+            intervals = _jmin(n, (remaining_ca_time * 12) - n)
+            remaining_ci = _jmax(0.0, intervals / (remaining_ca_time / 2 * 12) * remaining_ci_peak)
+            cob_pred_bg = last_cob + pred_bgi + _jmin(0.0, pred_dev) + pred_ci + remaining_ci
+        if enable_uam:
+            pred_uci_slope = _jmax(0.0, uci + (n * slope_from_deviations))
+            pred_uci_max = _jmax(0.0, uci * (1 - n / max(3 * 60 / 5, 1.0)))
+            pred_uci = _jmin(pred_uci_slope, pred_uci_max)
+            uam_pred_bg = last_uam + pred_bgi + _jmin(0.0, pred_dev) + pred_uci
         if n < N_TICKS:
             last_iob = iob_pred_bg
             last_cob = cob_pred_bg
@@ -583,7 +586,7 @@ def _decide(s, p, iob, act, zt_act, out, preds):  # noqa: C901 (one function, as
             last_zt = zt_pred_bg
             if below_iob < 0 and _display(iob_pred_bg) < threshold:
                 below_iob = n
-            if below_cob < 0 and _display(cob_pred_bg) < threshold:
+            if carbs_active and below_cob < 0 and _display(cob_pred_bg) < threshold:
                 below_cob = n
             if store:
                 preds[0, n] = _display(iob_pred_bg)
@@ -591,9 +594,9 @@ def _decide(s, p, iob, act, zt_act, out, preds):  # noqa: C901 (one function, as
                 preds[2, n] = _display(cob_pred_bg)
                 preds[3, n] = _display(uam_pred_bg)
             n += 1
-        if cob_pred_bg < min_cob_guard_bg:
+        if carbs_active and cob_pred_bg < min_cob_guard_bg:
             min_cob_guard_bg = _jround(cob_pred_bg, 0)
-        if uam_pred_bg < min_uam_guard_bg:
+        if enable_uam and uam_pred_bg < min_uam_guard_bg:
             min_uam_guard_bg = _jround(uam_pred_bg, 0)
         if iob_pred_bg < min_iob_guard_bg:
             min_iob_guard_bg = _jround(iob_pred_bg, 0)
