@@ -82,7 +82,7 @@ class Oref0State:
 
     The tick arrays are oref0's ``iob_data`` array: insulin on board and activity now and every
     5 min for 4 h assuming the doses already given (tick 0 is now), and the same with a zero
-    temp from now (``iobWithZeroTemp``). `insulin_on_board` computes them from doses.
+    temp from 1 min ahead (``iobWithZeroTemp``). `insulin_on_board` computes them from doses.
     """
 
     glucose_mgdl: np.ndarray
@@ -407,7 +407,7 @@ def _enable_smb(s, p, bg, target_bg):
 
 
 @njit(cache=True, error_model="numpy")
-def _decide(s, p, iob, act, zt_act, out, preds):  # noqa: C901 (one function, as in oref0)
+def _decide(s, p, iob, act, zt_act, out, preds):  # one function, in the order of oref0's
     x23 = p[P_X23] > 0
     cur_rate = s[S_TRATE]
     cur_dur = s[S_TDUR]
