@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean node-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/cgm-ray demo
 
-test: $(STAMP)
+# The real oref0 (npm, MIT) for the oref0 port's parity tests, in a project-local folder.
+# Installed when Node is on PATH; without Node those tests skip and say why.
+OREF0_VERSION := 0.7.1
+NODE_STAMP := .node/.oref0-$(OREF0_VERSION)
+HAVE_NODE := $(shell command -v node 2>/dev/null)
+
+$(NODE_STAMP):
+	npm install --prefix .node --no-audit --no-fund --silent oref0@$(OREF0_VERSION)
+	touch $(NODE_STAMP)
+
+node-deps: $(NODE_STAMP)
+
+test: $(STAMP) $(if $(HAVE_NODE),$(NODE_STAMP))
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
