@@ -41,4 +41,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_cohort.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) .node out .pytest_cache

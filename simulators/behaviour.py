@@ -61,9 +61,6 @@ from simulators.therapy import BolusHabits
 # Random streams of this module (simulators.rng uses 1-10; bolus streams 41-44 live in
 # simulators.therapy). Counters: a parameter index for per-patient draws, the day for
 # day-to-day sensitivity.
-PATIENT_STREAM = 40
-SENSITIVITY_DAY_STREAM = 45
-EXERCISE_DAY_STREAM = 46  # counters 2*day (is there a session?) and 2*day+1 (its hour)
 
 SENSITIVITY_STEP_MIN = 60  # insulin sensitivity is constant over each simulated hour
 MINUTES_PER_DAY = 1440
@@ -291,7 +288,7 @@ REALISTIC = BehaviourParams(
     exercise_per_week=_by_age(3.0, 3.0, 2.5),
 )
 
-# Per-patient draw counters on PATIENT_STREAM (fixed: adding a parameter appends one).
+# Per-patient draw counters on rng.BEHAVIOUR_PATIENT (fixed: adding a parameter appends one).
 (_C_CARB_BIAS, _C_MISSED, _C_LATE, _C_CHECK, _C_SHIFT, _C_PORTION, _C_SNACK, _C_DAWN,
  _C_BREAKFAST, _C_LUNCH, _C_DINNER, _C_BASAL, _C_EXERCISE) = range(13)
 
@@ -375,8 +372,8 @@ class PatientBehaviour:
             pos = clock_min / MINUTES_PER_DAY - 0.5
             d0 = int(np.floor(pos))
             w = pos - d0
-            z0 = rng.normal(self.seed, self.keys, SENSITIVITY_DAY_STREAM, d0)
-            z1 = rng.normal(self.seed, self.keys, SENSITIVITY_DAY_STREAM, d0 + 1)
+            z0 = rng.normal(self.seed, self.keys, rng.SENSITIVITY_DAY, d0)
+            z1 = rng.normal(self.seed, self.keys, rng.SENSITIVITY_DAY, d0 + 1)
             log_s = log_s + sd * ((1 - w) * z0 + w * z1)
         return np.exp(log_s + self._exercise_log(clock_min // 60))
 
@@ -387,10 +384,10 @@ class PatientBehaviour:
             return out
         lo, hi = EXERCISE_START_H
         for day in (clock_hour // 24 - 1, clock_hour // 24):
-            held = rng.uniform(self.seed, self.keys, EXERCISE_DAY_STREAM, 2 * day) \
+            held = rng.uniform(self.seed, self.keys, rng.EXERCISE_DAY, 2 * day) \
                 < self.exercise_day_prob
             start = 24 * day + lo + np.floor(
-                rng.uniform(self.seed, self.keys, EXERCISE_DAY_STREAM, 2 * day + 1) * (hi - lo))
+                rng.uniform(self.seed, self.keys, rng.EXERCISE_DAY, 2 * day + 1) * (hi - lo))
             offset = (clock_hour - start).astype(np.int64)
             on = held & (offset >= 0) & (offset < len(EXERCISE_LOG_SENSITIVITY))
             out[on] += EXERCISE_LOG_SENSITIVITY[offset[on]]
@@ -428,10 +425,10 @@ def draw(params: BehaviourParams, keys: np.ndarray, age_group: tuple[str, ...], 
     keys = np.asarray(keys, dtype=np.int64)
     n = len(keys)
     def u(c: int) -> np.ndarray:
-        return rng.uniform(seed, keys, PATIENT_STREAM, c)
+        return rng.uniform(seed, keys, rng.BEHAVIOUR_PATIENT, c)
 
     def z(c: int) -> np.ndarray:
-        return rng.normal(seed, keys, PATIENT_STREAM, c)
+        return rng.normal(seed, keys, rng.BEHAVIOUR_PATIENT, c)
 
     g = tuple(age_group)
     p = params

@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from cgm_ray.schema import READING_SCHEMA, TRACE_SCHEMA
 from simulators.engine import Simulation
+from simulators.integrator import HYPO_BELOW_MGDL
 from simulators.population import Cohort
 from simulators.sensor import Readings
 
@@ -72,12 +73,16 @@ def trace_table(cohort: Cohort, t0: int, gsub_mgdl: np.ndarray, bg_mgdl: np.ndar
     ], schema=TRACE_SCHEMA)
 
 def patients_table(sim: Simulation) -> pa.Table:
-    """Who was simulated: attributes and therapy, one row per patient."""
+    """Who was simulated: attributes, therapy and each patient's sampled habits (carb-count
+    error, missed boluses, ...; ``PatientBehaviour.table``), one row per patient."""
     c = sim.cohort
+    habits = sim.behaviour.table() if sim.behaviour is not None else {}
     return pa.table({
         "patient_id": list(c.names), "patient_key": c.keys, "age_group": list(c.age_group),
         "age_years": c.age_years, "weight_kg": c.params["BW"], "model": [sim.model.name] * len(c),
         "sensor_model": [sim.sensor.name] * len(c), "carb_ratio_g_per_u": c.cr_g_per_u,
         "correction_factor_mgdl_per_u": c.cf_mgdl_per_u,
         "basal_u_per_h": sim.basal_u_per_min * 60.0,
+        "treats_lows_below_mgdl": sim.behaviour_rows[:, HYPO_BELOW_MGDL],
+        **habits,
     })

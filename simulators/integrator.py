@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 from numba import njit, prange
 
-from simulators.rng import uniform_scalar
+from simulators.rng import RESCUE_OVERTREAT, uniform_scalar
 
 # Rows of the per-patient meal state carried between chunks (``meal[i, row]``).
 PLANNED_G, MEAL_START_QSTO_MG, MEAL_EATEN_G, LAST_EATEN_G = range(4)
@@ -48,8 +48,6 @@ N_HYPO_STATE = 2
 NEVER = -1.0e9  # LAST_RESCUE_MIN before any rescue
 NOT_DUE = -1.0  # RESCUE_DUE_MIN when no rescue is pending
 # Random streams of the hypo treatment (rng stream ids; above simulators.rng's own range).
-RESCUE_OVERTREAT_STREAM = 101
-RESCUE_NIGHT_DELAY_STREAM = 102
 MINUTES_PER_DAY = 1440
 
 
@@ -136,7 +134,7 @@ def rescue_carbs_g(hypo, behaviour, i, t, gsub, key, seed):
             hypo[i, RESCUE_DUE_MIN] = t + row[NIGHT_DELAY_MIN]
             return 0.0
     hypo[i, LAST_RESCUE_MIN] = t
-    if uniform_scalar(seed, key, RESCUE_OVERTREAT_STREAM, t) < row[OVERTREAT_PROB]:
+    if uniform_scalar(seed, key, RESCUE_OVERTREAT, t) < row[OVERTREAT_PROB]:
         return row[OVERTREAT_G]
     return row[RESCUE_G]
 

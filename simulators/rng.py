@@ -27,6 +27,15 @@ SENSOR_DROPOUT = 7
 SENSOR_DRIFT = 8
 SENSOR_STAGGER = 9
 POPULATION = 10
+BEHAVIOUR_PATIENT = 40  # each patient's habits (simulators.behaviour), counter = parameter
+CARB_COUNT = 41
+HABIT_MISS = 42
+HABIT_LATE = 43
+CORRECTION_CHECK = 44
+SENSITIVITY_DAY = 45
+EXERCISE_DAY = 46  # counters 2*day (is there a session?) and 2*day+1 (its hour)
+RESCUE_OVERTREAT = 101  # hypo treatment, drawn inside the kernel
+RESCUE_NIGHT_DELAY = 102
 
 
 @njit(cache=True, inline="always")

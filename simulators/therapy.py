@@ -40,10 +40,6 @@ class Therapy:
 
 
 # Random streams of the bolus habits (simulators.rng uses 1-10, simulators.behaviour 40/45).
-CARB_COUNT_STREAM = 41
-HABIT_MISS_STREAM = 42
-HABIT_LATE_STREAM = 43
-CORRECTION_CHECK_STREAM = 44
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,7 +74,7 @@ class BolusHabits:
     def estimated_grams(self, meals: MealEvents, k: np.ndarray, seed: int) -> np.ndarray:
         """The carbohydrate each meal is counted as."""
         row = meals.patient
-        z = rng.normal(seed, k, CARB_COUNT_STREAM, meals.meal_id)
+        z = rng.normal(seed, k, rng.CARB_COUNT, meals.meal_id)
         log_ratio = (self.carb_bias_log[row] + self.carb_meal_sd_log[row] * z
                      + self.carb_size_slope[row] * np.log(np.maximum(meals.grams, 1.0)
                                                           / self.reference_meal_g))
@@ -167,7 +163,7 @@ class HypoTreatment:
         n = len(keys)
         rows = np.zeros((n, kernel.N_BEHAVIOUR))
         lo, hi = self.night_delay_min
-        draw = rng.uniform(seed, keys, kernel.RESCUE_NIGHT_DELAY_STREAM, 0)
+        draw = rng.uniform(seed, keys, rng.RESCUE_NIGHT_DELAY, 0)
         rows[:, kernel.HYPO_BELOW_MGDL] = self.below_mgdl
         rows[:, kernel.RESCUE_G] = self.rescue_g
         rows[:, kernel.RECHECK_MIN] = self.recheck_min
@@ -188,15 +184,15 @@ def _habitual_boluses(therapy: Therapy, meals: MealEvents, k: np.ndarray,
     snack = meals.grams < habits.snack_below_g
     p_miss = habits.missed_prob[row]
     p_miss = np.where(snack, 1.0 - (1.0 - p_miss) ** habits.snack_miss_factor, p_miss)
-    take = take & (rng.uniform(seed, k, HABIT_MISS_STREAM, meals.meal_id) >= p_miss)
-    late = rng.uniform(seed, k, HABIT_LATE_STREAM, 2 * meals.meal_id) < habits.late_prob[row]
-    minute = np.where(late, minute + _delay(seed, k, HABIT_LATE_STREAM, meals.meal_id,
+    take = take & (rng.uniform(seed, k, rng.HABIT_MISS, meals.meal_id) >= p_miss)
+    late = rng.uniform(seed, k, rng.HABIT_LATE, 2 * meals.meal_id) < habits.late_prob[row]
+    minute = np.where(late, minute + _delay(seed, k, rng.HABIT_LATE, meals.meal_id,
                                             habits.late_delay_min), minute)
     units = habits.estimated_grams(meals, k, seed) / cr_g_per_u[row]
     # Correction checks after main meals, whether or not the meal was bolused.
     check = (~snack) & (therapy.bolus == "carb_ratio") & (
-        rng.uniform(seed, k, CORRECTION_CHECK_STREAM, 2 * meals.meal_id) < habits.check_prob[row])
-    check_minute = meals.minute + _delay(seed, k, CORRECTION_CHECK_STREAM, meals.meal_id,
+        rng.uniform(seed, k, rng.CORRECTION_CHECK, 2 * meals.meal_id) < habits.check_prob[row])
+    check_minute = meals.minute + _delay(seed, k, rng.CORRECTION_CHECK, meals.meal_id,
                                          habits.check_delay_min)
     if therapy.correction:  # a bolus that corrects anyway makes a check in its minute moot
         def at(rows: np.ndarray, minutes: np.ndarray) -> np.ndarray:
