@@ -32,6 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cgm_ray.cli.serve import start_ingest
+from serve_apps.local import free_port
+
 SECRET = "bench-secret-0123456789"
 HEADERS = {"api-secret": hashlib.sha1(SECRET.encode()).hexdigest()}
 MIN = 60_000
@@ -277,8 +280,6 @@ def main() -> None:
     url = args.url
     if url is None:
         os.environ["API_SECRET"] = SECRET
-        from cgm_ray.cli.serve import free_port, start_ingest
-
         url = start_ingest("127.0.0.1", free_port(), {
             "data_dir": f"{data}/ingest", "landing_dir": f"{data}/landing",
             "partitions": args.partitions, "ingress_replicas": args.ingress_replicas,

@@ -1,42 +1,40 @@
-"""Simulator throughput: patient-days per wall second, by population size and threads.
+"""Simulator throughput: patient-days per wall second of the scenario defaults, with a peer.
 
-Runs the full engine (UVA/Padova physiology, random daily meals, carb-ratio boluses with
-corrections, Dexcom G6-like sensor readings) for one simulated day per configuration.
-Usage: python benchmarks/bench_simulator.py [--sizes 1000 10000 100000] [--days 1]
-       [--model uva_padova|uva_padova_s2013|bergman] [--treat-lows]
-``--treat-lows`` turns on the ADA 15-15 hypo treatment (``HypoTreatment(below_mgdl=70)``).
+Runs the whole engine for one simulated day per configuration: the defaults users get
+(UVA/Padova S2013 with counter-regulation, each patient's realistic behaviour, hypo
+treatment and exercise, random daily meals, Dexcom G6-like readings) and, as the peer
+measured in the same run, the textbook simulator (S2008, ``behaviour: ideal``, lows
+untreated). Building and titrating the population is not timed.
+Usage: python benchmarks/bench_simulator.py [--sizes 10000 100000] [--days 1] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 
 import numba
 
-from simulators.engine import Simulation
-from simulators.models import MODELS, get_model
 from simulators.scenario import parse_scenario
-from simulators.therapy import HypoTreatment, Therapy
-from simulators.titration import titrate
 
 SIMGLUCOSE_PATIENT_DAYS_PER_S = 0.2  # shared/docs/cgm-domain.md: ~5 CPU-s per patient-day
 
 
-def measure(n: int, days: float, threads: int, model: str = "uva_padova",
-            treat_lows: bool = False) -> tuple[float, int]:
+CONFIGURATIONS = {
+    "defaults": {},
+    "ideal_s2008": {"model": "uva_padova", "behaviour": {"preset": "ideal"}},
+}
+
+
+def measure(n: int, days: float, threads: int, overrides: dict) -> tuple[float, int]:
     """Patient-days per second and readings produced for ``n`` patients."""
     scenario = parse_scenario({
         "duration_min": int(days * 1440), "patients": {"n": n, "seed": 1},
-        "sensor": {"model": "dexcom_g6", "start": "staggered"},
-        "therapy": {"correction": True}, "meals": {"random": "daily"}, "seed": 1,
+        "sensor": {"model": "dexcom_g6", "start": "staggered"}, "seed": 1, **overrides,
     })
-    # Scenario.build() with the model and the hypo treatment chosen here (titrated for it).
-    sim = Simulation(
-        get_model(model), titrate(scenario.cohort(titrated=False), model), scenario.meal_plan(),
-        Therapy(**scenario.therapy.model_dump()), scenario.sensor_spec(), seed=scenario.seed,
-        staggered_sensors=True, hypo_treatment=HypoTreatment(below_mgdl=70 if treat_lows else 0))
+    sim = scenario.build()
     numba.set_num_threads(threads)
     started = time.perf_counter()
     readings = sum(len(step.readings) for step in sim.run(scenario.duration_min))
@@ -46,22 +44,32 @@ def measure(n: int, days: float, threads: int, model: str = "uva_padova",
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--days", type=float, default=1.0)
-    parser.add_argument("--model", choices=sorted(MODELS), default="uva_padova")
-    parser.add_argument("--treat-lows", action="store_true", help="ADA 15-15 hypo treatment")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = parser.parse_args()
     cores = numba.config.NUMBA_NUM_THREADS
-    measure(100, 0.1, cores, args.model, args.treat_lows)  # compile / load the kernels
-    print(f"cgm-ray simulator, {os.cpu_count()} cores, {args.days:g} simulated day(s) per run,"
-          f" model {args.model}, lows {'treated' if args.treat_lows else 'untreated'}")
-    print(f"{'patients':>9} {'threads':>7} {'patient-days/s':>15} {'x simglucose':>13} {'readings/s':>12}")
+    for overrides in CONFIGURATIONS.values():
+        measure(100, 0.1, cores, overrides)  # compile / load the kernels
+    rows = []
     for n in args.sizes:
-        for threads in sorted({1, cores}):
-            rate, readings = measure(n, args.days, threads, args.model, args.treat_lows)
-            per_s = readings * rate / (n * args.days)
-            print(f"{n:>9,} {threads:>7} {rate:>15,.0f} {rate / SIMGLUCOSE_PATIENT_DAYS_PER_S:>12,.0f}x"
-                  f" {per_s:>12,.0f}")
+        for name, overrides in CONFIGURATIONS.items():
+            rate, readings = measure(n, args.days, cores, overrides)
+            rows.append({"patients": n, "configuration": name, "threads": cores,
+                         "patient_days_per_s": round(rate), "readings_per_s":
+                         round(readings * rate / (n * args.days))})
+    if args.json:
+        print(json.dumps(rows))
+        return
+    print(f"cgm-ray simulator, {os.cpu_count()} cores, {args.days:g} simulated day(s) per run")
+    print(f"{'patients':>9} {'configuration':>13} {'patient-days/s':>15} {'x simglucose':>13}"
+          f" {'readings/s':>12} {'vs ideal_s2008':>15}")
+    peer = {r["patients"]: r["patient_days_per_s"] for r in rows if r["configuration"] == "ideal_s2008"}
+    for r in rows:
+        rate = r["patient_days_per_s"]
+        print(f"{r['patients']:>9,} {r['configuration']:>13} {rate:>15,} "
+              f"{rate / SIMGLUCOSE_PATIENT_DAYS_PER_S:>12,.0f}x {r['readings_per_s']:>12,} "
+              f"{rate / peer[r['patients']]:>15.2f}")
 
 
 if __name__ == "__main__":
