@@ -16,19 +16,13 @@ and a patient still depends only on (seed, key)). Two criteria:
   state, with positive tissue glucose, Vm0, kp1 and basal rate u2ss. Measured: no
   rejections in 100,000 draws (seeds 1-5, 20,000 each); it guards the blend against
   parameter combinations that have no basal equilibrium.
-- ``unstable_patients``: with its (titrated) therapy and ideal behaviour, over
-  ``STABILITY_DAYS`` of random daily meals, the patient's interstitial glucose stays
-  finite and is below 40 mg/dL for less than ``STABILITY_MAX_LOW_MIN`` minutes.
-  Measured on titrated cohorts of 20,000 (seeds 1-5): 20, 19, 25, 16 and 25 rejected,
-  0.105 % in all, all children but one adult (0.3 % of children); every re-drawn patient
-  passed. Applied by
-  ``stable_cohort`` (``simulators.scenario`` with ``population.titrate``).
+- ``simulators.stability.unstable_patients``: a short ideal-behaviour simulation (it needs
+  the engine, so it lives beside this module rather than in it; 0.105 % rejected).
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -144,9 +138,6 @@ FIRST_SAMPLED_KEY = 1_000_000  # reference patients have keys 1..100
 
 MAX_ATTEMPTS = 16  # re-draws of an unstable patient before giving up (never reached)
 ATTEMPT_COUNTER_STEP = 1000  # draw counters of attempt a are shifted by a * 1000
-STABILITY_DAYS = 2
-STABILITY_MAX_LOW_MIN = 120
-STABILITY_LOW_MGDL = 40.0
 
 
 def sample_cohort(n: int, seed: int, groups: tuple[str, ...] = AGE_GROUPS,
@@ -162,13 +153,13 @@ def sample_cohort(n: int, seed: int, groups: tuple[str, ...] = AGE_GROUPS,
             raise ConfigError("population.groups", f"unknown age group {g!r}; known: {AGE_GROUPS}")
     keys = first_key + np.arange(n, dtype=np.int64)
     attempt = np.zeros(n, dtype=np.int64)
-    cohort = _draw(keys, seed, groups, attempt)
+    cohort = draw_patients(keys, seed, groups, attempt)
     for _ in range(MAX_ATTEMPTS):
         bad = ~valid_steady_state(cohort)
         if not bad.any():
             break
         attempt[bad] += 1
-        cohort = replace_rows(cohort, bad, _draw(keys[bad], seed, groups, attempt[bad]))
+        cohort = replace_rows(cohort, bad, draw_patients(keys[bad], seed, groups, attempt[bad]))
     return cohort
 
 
@@ -203,51 +194,7 @@ def replace_rows(cohort: Cohort, rows: np.ndarray, new: Cohort) -> Cohort:
     )
 
 
-def unstable_patients(cohort: Cohort, seed: int, model: str = "uva_padova") -> np.ndarray:
-    """Per patient: fails the dynamic check (module docstring) with its current therapy."""
-    from simulators.engine import Simulation  # the engine imports this module
-    from simulators.meals import RandomDailyMeals
-    from simulators.models import get_model
-    from simulators.sensor import get_sensor
-    from simulators.therapy import Therapy
-
-    # The check reads the traced glucose; the sensor only has to be cheap (15-min samples).
-    sim = Simulation(get_model(model), cohort, RandomDailyMeals(seed), Therapy(),
-                     get_sensor("ideal", sample_min=15))
-    low_min = np.zeros(len(cohort), dtype=np.int64)
-    finite = np.ones(len(cohort), dtype=bool)
-    for step in sim.run(STABILITY_DAYS * 1440, chunk_min=720, trace=True):
-        low_min += (step.gsub_mgdl < STABILITY_LOW_MGDL).sum(axis=1)
-        finite &= np.isfinite(step.gsub_mgdl).all(axis=1)
-    return ~finite | (low_min >= STABILITY_MAX_LOW_MIN)
-
-
-def stable_cohort(cohort: Cohort, seed: int, groups: tuple[str, ...],
-                  prepare: Callable[[Cohort], Cohort], model: str = "uva_padova") -> Cohort:
-    """``prepare(cohort)`` (e.g. titration) with patients failing ``unstable_patients``
-    re-drawn (and prepared again) until they pass; each patient depends only on its key."""
-    out = prepare(cohort)
-    attempt = np.zeros(len(cohort), dtype=np.int64)
-    rows = np.arange(len(cohort))
-    for _ in range(MAX_ATTEMPTS):
-        bad = rows[unstable_patients(out.take(rows), seed, model)]
-        if len(bad) == 0:
-            break
-        attempt[bad] += 1
-        new = _draw(out.keys[bad], seed, groups, attempt[bad])
-        for _ in range(MAX_ATTEMPTS):  # keep the analytic criterion on re-draws too
-            invalid = ~valid_steady_state(new)
-            if not invalid.any():
-                break
-            attempt[bad[invalid]] += 1
-            new = replace_rows(new, invalid, _draw(new.keys[invalid], seed, groups,
-                                                   attempt[bad[invalid]]))
-        out = replace_rows(out, bad, prepare(new))
-        rows = bad
-    return out
-
-
-def _draw(keys: np.ndarray, seed: int, groups: tuple[str, ...], attempt: np.ndarray) -> Cohort:
+def draw_patients(keys: np.ndarray, seed: int, groups: tuple[str, ...], attempt: np.ndarray) -> Cohort:
     """Patients ``keys`` at draw ``attempt`` (per key); the age group ignores the attempt."""
     n = len(keys)
     shift = attempt * ATTEMPT_COUNTER_STEP

@@ -24,9 +24,9 @@ from simulators.population import (
     Cohort,
     reference_cohort,
     sample_cohort,
-    stable_cohort,
 )
 from simulators.sensor import SensorSpec, get_sensor
+from simulators.stability import stable_cohort
 from simulators.therapy import HypoTreatment, Therapy
 from simulators.titration import titrate
 

@@ -61,7 +61,8 @@ def test_titrated_population_stays_stable_on_random_days():
 
 
 def test_unstable_patients_are_redrawn_deterministically_per_key():
-    from simulators.population import stable_cohort, unstable_patients, valid_steady_state
+    from simulators.population import valid_steady_state
+    from simulators.stability import stable_cohort, unstable_patients
     from simulators.titration import titrate
 
     # Children of seed 1: rows 31, 49 and 97 of the first 100 sit below 40 mg/dL for 2 h
