@@ -48,3 +48,16 @@ LAKE_SCHEMA = pa.schema([
     pa.field("range_flag", pa.int8(), nullable=False),  # -1 LOW, 0 in range, 1 HIGH
     pa.field("source", pa.string(), nullable=False),  # ingest, fleet or import
 ])
+
+# Treatments a simulation knows of (``cgm-ray simulate`` writes them; the report marks them):
+# hypo rescue carbohydrate, and boluses with the carb units planned (a bolus flagged
+# ``correction`` may carry more, decided inside the kernel from glucose at that minute).
+TREATMENT_SCHEMA = pa.schema([
+    pa.field("patient_id", pa.string(), nullable=False),
+    pa.field("ts_ms", pa.int64(), nullable=False),
+    pa.field("kind", pa.string(), nullable=False),  # hypo_carbs, bolus
+    pa.field("carbs_g", pa.float64()),
+    pa.field("insulin_u", pa.float64()),
+    pa.field("correction", pa.bool_()),
+])
+

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from cgm_ray.schema import READING_SCHEMA, TRACE_SCHEMA
-from simulators.engine import Simulation
+from cgm_ray.schema import READING_SCHEMA, TRACE_SCHEMA, TREATMENT_SCHEMA
+from simulators.engine import Simulation, Step
 from simulators.integrator import HYPO_BELOW_MGDL
 from simulators.population import Cohort
 from simulators.sensor import Readings
@@ -86,3 +86,25 @@ def patients_table(sim: Simulation) -> pa.Table:
         "treats_lows_below_mgdl": sim.behaviour_rows[:, HYPO_BELOW_MGDL],
         **habits,
     })
+
+
+def treatments_table(step: Step, cohort: Cohort, start_ms: int) -> pa.Table:
+    """The hypo rescues and boluses of one step as ``TREATMENT_SCHEMA`` rows."""
+    names = np.asarray(cohort.names, dtype=object)
+    parts = []
+    if step.rescues is not None and len(step.rescues):
+        r = step.rescues
+        parts.append(pa.table({
+            "patient_id": pa.array(names[r.patient], pa.string()),
+            "ts_ms": start_ms + r.minute * 60_000, "kind": ["hypo_carbs"] * len(r),
+            "carbs_g": r.grams, "insulin_u": pa.nulls(len(r), pa.float64()),
+            "correction": pa.nulls(len(r), pa.bool_())}, schema=TREATMENT_SCHEMA))
+    b = step.boluses
+    if b is not None and len(b.minute):
+        parts.append(pa.table({
+            "patient_id": pa.array(names[b.patient], pa.string()),
+            "ts_ms": start_ms + b.minute * 60_000, "kind": ["bolus"] * len(b.minute),
+            "carbs_g": pa.nulls(len(b.minute), pa.float64()), "insulin_u": b.units,
+            "correction": b.correct}, schema=TREATMENT_SCHEMA))
+    return pa.concat_tables(parts) if parts else TREATMENT_SCHEMA.empty_table()
+

@@ -62,6 +62,7 @@ class Step:
     gsub_mgdl: np.ndarray | None = None  # [N, n_min] interstitial, start of each minute
     bg_mgdl: np.ndarray | None = None  # [N, n_min] plasma
     rescues: Rescues | None = None  # None when no patient treats lows
+    boluses: BolusEvents | None = None  # boluses due in the chunk (carb units; corrections flagged)
 
 
 def _csr(patient: np.ndarray, n: int) -> np.ndarray:
@@ -86,10 +87,14 @@ def _concat(steps: list[Step]) -> Step:
         rescues = Rescues(patient[by_patient],
                           np.concatenate([r.minute for r in found])[by_patient],
                           np.concatenate([r.grams for r in found])[by_patient])
+    parts_b = [s.boluses for s in steps]
+    cols_b = {k: np.concatenate([getattr(b, k) for b in parts_b]) for k in vars(parts_b[0])}
+    by_patient = np.argsort(cols_b["patient"], kind="stable")
+    boluses = BolusEvents(**{k: v[by_patient] for k, v in cols_b.items()})
     return Step(steps[0].t0, readings,
                 np.concatenate([s.gsub_mgdl for s in steps], axis=1) if trace else None,
                 np.concatenate([s.bg_mgdl for s in steps], axis=1) if trace else None,
-                rescues)
+                rescues, boluses)
 
 
 def _fresh_hypo_state(n: int) -> np.ndarray:
@@ -188,7 +193,7 @@ class Simulation:
             patient, minute = np.nonzero(rescue_g)
             rescues = Rescues(patient, t0 + minute, rescue_g[patient, minute])
         self.minute += n_min
-        return Step(t0, readings, gsub if trace else None, bg if trace else None, rescues)
+        return Step(t0, readings, gsub if trace else None, bg if trace else None, rescues, bol)
 
     def _scale_sensitivity(self) -> None:
         """Set the insulin-action parameters to this hour's sensitivity of each patient."""

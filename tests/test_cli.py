@@ -63,3 +63,31 @@ def test_bad_scenarios_name_the_problem(tmp_path, capsys, text, field):
 def test_missing_file_is_reported(tmp_path, capsys):
     assert main(["simulate", str(tmp_path / "nope.yaml"), "--out", str(tmp_path)]) == 2
     assert "nope.yaml: cannot read file" in capsys.readouterr().err
+
+
+def test_simulate_writes_treatments_and_the_report_counts_and_marks_them(tmp_path):
+    import re
+
+    from cgm_ray.cli.lake import _treatments
+    from cgm_ray.lake.report import render_report
+    from cgm_ray.schema import TREATMENT_SCHEMA
+
+    scenario = tmp_path / "s.json"
+    scenario.write_text(json.dumps({"duration_min": 2 * 1440, "patients": {"n": 40, "seed": 3},
+                                    "sensor": {"model": "dexcom_g6"}, "seed": 1}))
+    assert main(["simulate", str(scenario), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    treatments = pq.read_table(tmp_path / "out" / "treatments.parquet")
+    assert treatments.schema.equals(TREATMENT_SCHEMA)
+    kinds = np.array(treatments.column("kind").to_pylist())
+    rescue_g = np.array(treatments.column("carbs_g").to_pylist(), dtype=float)[kinds == "hypo_carbs"]
+    assert {"bolus", "hypo_carbs"} <= set(kinds)  # realistic patients bolus and treat lows
+    assert set(rescue_g) <= {15.0, 30.0}  # the 15-15 rule, sometimes doubled
+    ids = np.array(treatments.column("patient_id").to_pylist())
+    patient = max(set(ids[kinds == "hypo_carbs"]), key=lambda p: ((ids == p) & (kinds == "hypo_carbs")).sum())
+    readings = pq.read_table(tmp_path / "out" / "readings.parquet").to_pandas()
+    mine = readings[readings.patient_id == patient]
+    files = render_report(patient, mine.ts_ms.to_numpy() * 1_000_000, mine.glucose_mgdl.to_numpy(),
+                          tmp_path / "report", treatments=_treatments(
+                              str(tmp_path / "out" / "treatments.parquet"), patient))
+    row = re.search(r"<td>Hypo treatments</td><td>([\d,]+) \(", files.html.read_text())
+    assert row and int(row.group(1)) == int(((ids == patient) & (kinds == "hypo_carbs")).sum())

@@ -63,6 +63,20 @@ class ReportFiles:
 
 
 @dataclass(frozen=True)
+class Treatments:
+    """What the patient did, where known (a simulation's ``treatments.parquet``): hypo
+    rescue carbohydrate and boluses, marked on the daily profiles and counted."""
+
+    time_ns: np.ndarray
+    kind: np.ndarray  # "hypo_carbs" or "bolus" (cgm_ray.schema.TREATMENT_SCHEMA)
+    carbs_g: np.ndarray
+    insulin_u: np.ndarray
+
+    def of(self, kind: str) -> np.ndarray:
+        return self.kind == kind
+
+
+@dataclass(frozen=True)
 class _Table:
     title: str
     header: tuple[str, ...]
@@ -71,7 +85,8 @@ class _Table:
 
 def render_report(patient_id: str, time_ns: np.ndarray, glucose_mgdl: np.ndarray,
                   out_dir: str | Path, attributes: Mapping[str, object] | None = None,
-                  title: str = "Ambulatory glucose profile") -> ReportFiles:
+                  title: str = "Ambulatory glucose profile",
+                  treatments: Treatments | None = None) -> ReportFiles:
     """Write ``report-<id>.html`` (self-contained, embedded PNGs) and ``report-<id>.pdf`` (2 pages).
 
     ``time_ns``: UTC wall-clock ns since epoch, ``glucose_mgdl``: mg/dL (non-finite dropped).
@@ -84,7 +99,8 @@ def render_report(patient_id: str, time_ns: np.ndarray, glucose_mgdl: np.ndarray
     if len(t) < 2 or t[0] == t[-1]:
         raise ConfigError(f"patient {patient_id!r}", "patient has no readings in the window")
     metrics = {name: np.asarray(v)[0].item() for name, v in glucose_metrics(readings).items()}
-    tables, sufficiency, sufficient = _tables(patient_id, t, g, metrics, attributes or {})
+    tables, sufficiency, sufficient = _tables(patient_id, t, g, metrics, attributes or {},
+                                              treatments)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = "report-" + (re.sub(r"[^A-Za-z0-9._-]+", "_", patient_id).strip("._-") or "patient")
@@ -93,7 +109,7 @@ def render_report(patient_id: str, time_ns: np.ndarray, glucose_mgdl: np.ndarray
     _draw_tir(tir.add_subplot(), metrics)
     _draw_agp(agp.add_subplot(), t, g)
     page1 = _page_one(title, patient_id, tables, sufficiency, sufficient, metrics, t, g)
-    daily = _daily_figure(t, g, patient_id)
+    daily = _daily_figure(t, g, patient_id, treatments)
     pdf_path = out / f"{stem}.pdf"
     with PdfPages(pdf_path, metadata={"Title": f"{title}: {patient_id}"}) as pdf:
         pdf.savefig(page1)
@@ -118,7 +134,8 @@ def _date(ns: int) -> str:
 # reads (a weight to 0.1 kg, a carb ratio to 1 g/U), never printed with float noise.
 UNIT_SUFFIXES = (("_mgdl_per_u", "mg/dL per U", 0), ("_g_per_u", "g/U", 0),
                  ("_u_per_h", "U/h", 2), ("_u_per_day", "U/day", 1), ("_kg", "kg", 1),
-                 ("_years", "years", 0), ("_mgdl", "mg/dL", 0), ("_percent", "%", 1))
+                 ("_years", "years", 0), ("_mgdl", "mg/dL", 0), ("_percent", "%", 1),
+                 ("_pct", "%", 0), ("_per_week", "a week", 1), ("_min", "min", 0))
 
 
 def _attribute_row(key: object, value: object) -> tuple[str, str]:
@@ -143,8 +160,8 @@ def _label(key: object) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _tables(patient_id: str, t: np.ndarray, g: np.ndarray, m: dict, attributes: Mapping[str, object]
-            ) -> tuple[list[_Table], str, bool]:
+def _tables(patient_id: str, t: np.ndarray, g: np.ndarray, m: dict, attributes: Mapping[str, object],
+            treatments: Treatments | None = None) -> tuple[list[_Table], str, bool]:
     """The tables (patient, statistics, targets, episodes if present) and the sufficiency note.
 
     Days of wear count one sampling interval after the last reading, so 14 days of readings every
@@ -162,6 +179,11 @@ def _tables(patient_id: str, t: np.ndarray, g: np.ndarray, m: dict, attributes: 
                ("Report period", f"{_date(t[0])} to {_date(t[-1])}"),
                ("Days of wear", f"{days:.1f}"), ("Time CGM active", _fmt(active, ".1f", " %")),
                ("Readings", f"{len(g):,}")]
+    if treatments is not None:
+        rescue, bolus = treatments.of("hypo_carbs"), treatments.of("bolus")
+        patient += [("Hypo treatments", f"{rescue.sum():,} ({rescue.sum() / days:.1f} a day, "
+                                        f"{treatments.carbs_g[rescue].sum():,.0f} g in all)"),
+                    ("Boluses", f"{bolus.sum():,} ({bolus.sum() / days:.1f} a day)")]
     stats = [("Mean glucose", _fmt(m["mean"], ".0f", " mg/dL")),
              ("Glucose management indicator (GMI)", _fmt(m["gmi"], ".1f", " %")),
              ("Standard deviation (SD)", _fmt(m["sd"], ".0f", " mg/dL")),
@@ -222,16 +244,21 @@ def _target_band(ax: Axes) -> None:
         ax.axhline(y, color="#3BA55C", lw=0.8)
 
 
-def _daily_figure(t: np.ndarray, g: np.ndarray, patient_id: str) -> Figure:
+def _daily_figure(t: np.ndarray, g: np.ndarray, patient_id: str,
+                  treatments: Treatments | None = None) -> Figure:
     """The last 14 calendar days in full-width rows of 7, one panel per day, readings joined
     except across gaps > 45 min; days without readings keep their (empty) panel, so every
-    row spans the page whatever the record's length."""
+    row spans the page whatever the record's length. Known treatments are marked: hypo
+    rescues as red triangles at the bottom, boluses as blue ones at the top."""
     days = np.arange(t[0] // NS_PER_DAY, t[-1] // NS_PER_DAY + 1)[-DAILY_PANELS:]
     rows = -(-len(days) // DAILY_COLUMNS)
     width, height = A4_LANDSCAPE_IN
     fig = Figure(figsize=(width, 1.0 + (height - 1.0) * rows / (DAILY_PANELS // DAILY_COLUMNS)))
     fig.suptitle(f"Daily glucose profiles: patient {patient_id}", x=0.06, ha="left", fontsize=13,
                  parse_math=False)
+    if treatments is not None:
+        fig.text(0.94, 0.975, "\u25b2 hypo treatment (fast carbs)   \u25bc bolus", ha="right",
+                 va="top", fontsize=8, color="#333333")
     axes = fig.subplots(rows, DAILY_COLUMNS, sharey=True, squeeze=False,
                         gridspec_kw={"wspace": 0.08, "hspace": 0.3})
     ymax = max(350.0, float(g.max()) + 10)
@@ -247,6 +274,12 @@ def _daily_figure(t: np.ndarray, g: np.ndarray, patient_id: str) -> Figure:
         ax.fill_between(hours, gl, hi, where=gl > hi, interpolate=True, color=BANDS[1].color, lw=0)
         ax.fill_between(hours, gl, lo, where=gl < lo, interpolate=True, color=BANDS[3].color, lw=0)
         ax.plot(hours, gl, color="#333333", lw=0.8)
+        if treatments is not None:
+            today = (treatments.time_ns // NS_PER_DAY) == day
+            at = (treatments.time_ns - day * NS_PER_DAY) / (60 * NS_PER_MIN)
+            rescue, bolus = today & treatments.of("hypo_carbs"), today & treatments.of("bolus")
+            ax.plot(at[rescue], np.full(rescue.sum(), 12.0), "^", color=BANDS[3].color, ms=4)
+            ax.plot(at[bolus], np.full(bolus.sum(), ymax - 12.0), "v", color="#2166AC", ms=4)
         label = np.datetime64(int(day), "D").item().strftime("%a %d %b")
         ax.set_title(label, fontsize=9, color="#333333" if keep.any() else "#999999")
         ax.set(xlim=(0, 24), ylim=(0, ymax), xticks=[0, 6, 12, 18, 24], yticks=[54, 70, 180, 250])
