@@ -68,7 +68,7 @@ def test_missing_file_is_reported(tmp_path, capsys):
 def test_simulate_writes_treatments_and_the_report_counts_and_marks_them(tmp_path):
     import re
 
-    from cgm_ray.cli.lake import _treatments
+    from cgm_ray.cli.lake import patient_treatments
     from cgm_ray.lake.report import render_report
     from cgm_ray.schema import TREATMENT_SCHEMA
 
@@ -87,7 +87,7 @@ def test_simulate_writes_treatments_and_the_report_counts_and_marks_them(tmp_pat
     readings = pq.read_table(tmp_path / "out" / "readings.parquet").to_pandas()
     mine = readings[readings.patient_id == patient]
     files = render_report(patient, mine.ts_ms.to_numpy() * 1_000_000, mine.glucose_mgdl.to_numpy(),
-                          tmp_path / "report", treatments=_treatments(
+                          tmp_path / "report", treatments=patient_treatments(
                               str(tmp_path / "out" / "treatments.parquet"), patient))
     row = re.search(r"<td>Hypo treatments</td><td>([\d,]+) \(", files.html.read_text())
     assert row and int(row.group(1)) == int(((ids == patient) & (kinds == "hypo_carbs")).sum())

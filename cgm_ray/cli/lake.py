@@ -76,14 +76,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     table = lake.patient_readings(args.patient, args.start, args.end)
     attributes = lake.patient_attributes(args.patient)
     time_ns = table.column("ts").cast(pa.int64()).to_numpy() * 1_000_000
-    treatments = _treatments(args.treatments, args.patient) if args.treatments else None
+    treatments = patient_treatments(args.treatments, args.patient) if args.treatments else None
     files = render_report(args.patient, time_ns, table.column("glucose_mgdl").to_numpy(),
                           args.out, attributes, treatments=treatments)
     print(f"report for {args.patient}: {files.html} and {files.pdf}")
     return 0
 
 
-def _treatments(uri: str, patient_id: str) -> Treatments:
+def patient_treatments(uri: str, patient_id: str) -> Treatments:
     """One patient's rows of a treatments file (``cgm-ray simulate``'s treatments.parquet)."""
     from cgm_ray.lake.report import Treatments
     from cgm_ray.lake.sources import SourceError, read_table
