@@ -20,6 +20,8 @@ import numpy as np
 
 from simulators import sensor as sensors
 from simulators.behaviour import SENSITIVITY_PARAMS, SENSITIVITY_STEP_MIN, PatientBehaviour
+from simulators.closed_loop import AidSettings, ClosedLoop, Decisions
+from simulators.controllers.interface import PERIOD_MIN, Controller
 from simulators.integrator import (
     CF_MGDL_PER_U,
     CORRECT_ABOVE_MGDL,
@@ -63,6 +65,7 @@ class Step:
     bg_mgdl: np.ndarray | None = None  # [N, n_min] plasma
     rescues: Rescues | None = None  # None when no patient treats lows
     boluses: BolusEvents | None = None  # boluses due in the chunk (carb units; corrections flagged)
+    decisions: Decisions | None = None  # the loop's decisions, one per period (closed loop only)
 
 
 def _csr(patient: np.ndarray, n: int) -> np.ndarray:
@@ -91,10 +94,11 @@ def _concat(steps: list[Step]) -> Step:
     cols_b = {k: np.concatenate([getattr(b, k) for b in parts_b]) for k in vars(parts_b[0])}
     by_patient = np.argsort(cols_b["patient"], kind="stable")
     boluses = BolusEvents(**{k: v[by_patient] for k, v in cols_b.items()})
+    decisions = Decisions.concat([s.decisions for s in steps]) if steps[0].decisions else None
     return Step(steps[0].t0, readings,
                 np.concatenate([s.gsub_mgdl for s in steps], axis=1) if trace else None,
                 np.concatenate([s.bg_mgdl for s in steps], axis=1) if trace else None,
-                rescues, boluses)
+                rescues, boluses, decisions)
 
 
 def _fresh_hypo_state(n: int) -> np.ndarray:
@@ -112,7 +116,8 @@ class Simulation:
                  therapy: Therapy, sensor: sensors.SensorSpec, seed: int = 0,
                  staggered_sensors: bool = False, substeps: int = 1,
                  hypo_treatment: HypoTreatment = HypoTreatment(),
-                 behaviour: PatientBehaviour | None = None) -> None:
+                 behaviour: PatientBehaviour | None = None, controller: Controller | None = None,
+                 aid: AidSettings = AidSettings()) -> None:
         self.model, self.cohort, self.meals = model, cohort, meals
         self.therapy, self.sensor, self.seed, self.substeps = therapy, sensor, seed, substeps
         params = model.build_params(cohort)
@@ -144,6 +149,10 @@ class Simulation:
             self._sensitivity_cols = [model.param_names.index(k) for k in names]
             self._base_params = self.params[:, self._sensitivity_cols].copy()
         self._sensitivity_hour: int | None = None
+        self.loop: ClosedLoop | None = None
+        if controller is not None and controller.closes_loop:
+            self.loop = ClosedLoop(controller, *aid.therapy(
+                self.basal_u_per_min * 60.0, cohort.cf_mgdl_per_u, cohort.cr_g_per_u))
 
     def __len__(self) -> int:
         return len(self.cohort)
@@ -163,26 +172,44 @@ class Simulation:
             self._buffer_lo, self._buffer_hi = lo, hi
         return window(self._meal_buffer, t0, t1), window(self._bolus_buffer, t0, t1)
 
+    def _next_boundary(self) -> int | None:
+        """The next minute a step must stop at: an hour (sensitivity), a decision period (loop)."""
+        ends = []
+        if self._sensitivity_cols:
+            ends.append((self.minute // SENSITIVITY_STEP_MIN + 1) * SENSITIVITY_STEP_MIN)
+        if self.loop is not None:
+            ends.append((self.minute // PERIOD_MIN + 1) * PERIOD_MIN)
+        return min(ends) if ends else None
+
     def advance(self, n_min: int, trace: bool = False) -> Step:
         """Simulate the next ``n_min`` minutes; return the readings emitted in them."""
+        if self.loop is not None and (n_min % PERIOD_MIN or self.minute % PERIOD_MIN):
+            raise ValueError(f"n_min: a closed loop advances whole {PERIOD_MIN}-min decision periods "
+                             f"(at minute {self.minute}, asked for {n_min})")
+        end = self.minute + n_min
+        boundary = self._next_boundary()
+        if boundary is not None and end > boundary:
+            steps = []
+            while self.minute < end:
+                steps.append(self._advance_piece(min(end, self._next_boundary()) - self.minute, trace))
+            return _concat(steps)
+        return self._advance_piece(n_min, trace)
+
+    def _advance_piece(self, n_min: int, trace: bool) -> Step:
+        """Advance within one hour of sensitivity and (closed loop) one decision period."""
         if self._sensitivity_cols:
-            end = self.minute + n_min
-            hour_end = (self.minute // SENSITIVITY_STEP_MIN + 1) * SENSITIVITY_STEP_MIN
-            if end > hour_end:  # one sensitivity per kernel call: split at hour boundaries
-                steps = []
-                while self.minute < end:
-                    nxt = (self.minute // SENSITIVITY_STEP_MIN + 1) * SENSITIVITY_STEP_MIN
-                    steps.append(self.advance(min(end, nxt) - self.minute, trace))
-                return _concat(steps)
             self._scale_sensitivity()
         t0, n = self.minute, len(self)
         meals, bol = self._events(t0, t0 + n_min)
+        basal_u_per_min = self.basal_u_per_min
+        if self.loop is not None:
+            basal_u_per_min, bol = self.loop.start_period(t0, bol, self.therapy_rows)
         gsub = np.empty((n, n_min))
         bg = np.empty((n, n_min))
         treats = bool((self.behaviour_rows[:, HYPO_BELOW_MGDL] > 0).any())
         rescue_g = np.zeros((n, n_min) if treats else (n, 0))  # written only on a rescue
         self.model.advance(
-            self.x, self.params, self.meal_state, self.therapy_rows, self.basal_u_per_min,
+            self.x, self.params, self.meal_state, self.therapy_rows, basal_u_per_min,
             t0, n_min, self.substeps, _csr(meals.patient, n), meals.minute, meals.grams,
             _csr(bol.patient, n), bol.minute, bol.units, bol.correct, self.behaviour_rows,
             self.hypo_state, self.cohort.keys, self.seed, gsub, bg, rescue_g)
@@ -192,8 +219,10 @@ class Simulation:
         if treats:
             patient, minute = np.nonzero(rescue_g)
             rescues = Rescues(patient, t0 + minute, rescue_g[patient, minute])
+        decisions = self.loop.end_period(readings, bol) if self.loop is not None else None
         self.minute += n_min
-        return Step(t0, readings, gsub if trace else None, bg if trace else None, rescues, bol)
+        return Step(t0, readings, gsub if trace else None, bg if trace else None, rescues, bol,
+                    decisions)
 
     def _scale_sensitivity(self) -> None:
         """Set the insulin-action parameters to this hour's sensitivity of each patient."""
@@ -212,9 +241,11 @@ class Simulation:
     def state_dict(self) -> dict[str, np.ndarray | int]:
         """Everything that changes as the simulation runs (for checkpoints)."""
         s = self.sensor_state
+        loop = self.loop.state_dict() if self.loop is not None else {}
         return {"minute": self.minute, "x": self.x.copy(), "meal_state": self.meal_state.copy(),
                 "hypo_state": self.hypo_state.copy(),
-                **{f"sensor_{k}": v.copy() for k, v in vars(s).items()}}
+                **{f"sensor_{k}": v.copy() for k, v in vars(s).items()},
+                **{f"loop_{k}": v for k, v in loop.items()}}
 
     def load_state_dict(self, state: dict[str, np.ndarray | int]) -> None:
         """Resume from ``state_dict()``'s output."""
@@ -226,3 +257,5 @@ class Simulation:
                            if "hypo_state" in state else _fresh_hypo_state(len(self)))
         self.sensor_state = sensors.SensorState(
             **{k: np.array(state[f"sensor_{k}"]) for k in vars(self.sensor_state)})
+        if self.loop is not None:
+            self.loop.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("loop_")})

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 
 from cgm_ray.config import Strict, read_mapping, validate
 from simulators.behaviour import Behaviour, BehaviourParams, PatientBehaviour, draw
+from simulators.controllers.registry import BasalBolusConfig, ControllerSpec
 from simulators.engine import Simulation
 from simulators.meals import FixedMeals, MealPlan, RandomDailyMeals
 from simulators.models import get_model
@@ -67,6 +68,9 @@ class TherapyConfig(Strict):
     missed_bolus_prob: float = Field(0.0, ge=0, le=1)
     late_bolus_prob: float = Field(0.0, ge=0, le=1)
     late_bolus_delay_min: tuple[int, int] = (15, 60)
+    controller: ControllerSpec = Field(
+        default_factory=BasalBolusConfig, description="the insulin-dosing algorithm: "
+        "{algorithm: basal_bolus|pid|oref0|oref0_reference, ...settings}; basal_bolus is open loop")
 
     @field_validator("late_bolus_delay_min")
     @classmethod
@@ -169,10 +173,13 @@ class Scenario(Strict):
         params = self.behaviour_params()
         lows = HypoTreatment(below_mgdl=params.hypo_below_mgdl,
                              overtreat_prob=params.hypo_overtreat_prob)
+        controller = self.therapy.controller
         return Simulation(
-            get_model(self.model), cohort, meals, Therapy(**self.therapy.model_dump()),
-            self.sensor_spec(), seed=self.seed, staggered_sensors=self.sensor.start == "staggered",
-            substeps=self.substeps, hypo_treatment=lows, behaviour=behaviour)
+            get_model(self.model), cohort, meals,
+            Therapy(**self.therapy.model_dump(exclude={"controller"})), self.sensor_spec(),
+            seed=self.seed, staggered_sensors=self.sensor.start == "staggered",
+            substeps=self.substeps, hypo_treatment=lows, behaviour=behaviour,
+            controller=controller.build(), aid=controller.aid())
 
 
 def parse_scenario(data: object) -> Scenario:

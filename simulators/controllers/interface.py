@@ -18,6 +18,8 @@ import numpy as np
 
 PERIOD_MIN = 5  # a decision every 5 min, as CGM readings arrive
 HISTORY_SLOTS = 72  # 6 h of 5-min slots: oref0 counts carbs of the last 6 h
+NEVER_MIN = 1e6  # the age of an event that has not happened yet
+CANCEL_TEMP = -1.0  # a temp duration that cancels the running temp (back to the scheduled basal)
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,10 @@ class LoopInput:
     temp_remaining_min: np.ndarray  # 0 when no temp runs
     insulin: InsulinOnBoard
     announced_carbs_g: np.ndarray  # (N, HISTORY_SLOTS) carbs entered in each slot
+    carbs_6h_g: np.ndarray  # the sum of announced_carbs_g (6 h)
     cob_g: np.ndarray  # announced carbs not yet absorbed, by the loop's carb model
+    last_bolus_age_min: np.ndarray  # minutes since the last bolus (NEVER_MIN: none yet)
+    last_carbs_age_min: np.ndarray  # minutes since carbs were last announced (NEVER_MIN: none)
     schedules: Schedules
     limits: Limits
 
@@ -83,7 +88,8 @@ class LoopOutput:
     """A controller's answer for N patients.
 
     ``temp_duration_min == 0`` means "leave the pump as it is" (the running temp continues, or
-    the scheduled basal); a positive duration sets a new temp of ``temp_rate_u_per_h``.
+    the scheduled basal); a positive duration sets a new temp of ``temp_rate_u_per_h``;
+    ``CANCEL_TEMP`` ends the running temp.
     ``bolus_u`` is delivered now (0: none). ``reason`` is the controller's own code (its
     ``reasons`` enum names it); ``predicted_mgdl`` is (N, ticks) at 5-min steps or (N, 0).
     """
@@ -102,10 +108,20 @@ class LoopOutput:
 
 
 class Controller(Protocol):
-    """An insulin-dosing algorithm in the loop; ``decide`` may raise (the engine contains it)."""
+    """An insulin-dosing algorithm in the loop; ``decide`` may raise (the engine contains it).
+
+    ``closes_loop`` is False for a controller that never changes what the pump delivers (open-loop
+    therapy): the engine then runs without decision periods. ``state_dict`` holds what the
+    controller carries between decisions (for checkpoints; empty when stateless).
+    """
 
     name: str
+    closes_loop: bool
     dia_h: float  # the duration of insulin action of its insulin model
     peak_min: float  # the peak of its exponential insulin curve
 
     def decide(self, loop: LoopInput) -> LoopOutput: ...
+
+    def state_dict(self) -> dict[str, np.ndarray]: ...
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None: ...

@@ -38,6 +38,8 @@ from enum import IntEnum
 import numpy as np
 from numba import njit, prange
 
+from simulators.controllers.insulin import exponential_curve
+
 N_TICKS = 48  # oref0 predicts 4 h ahead in 5-min ticks: iob_data has 48 entries, predBGs <= 48 values
 
 
@@ -253,16 +255,24 @@ def _pack(obj, cols: tuple[str, ...], n: int) -> np.ndarray:
     return out
 
 
-def determine_basal(state: Oref0State, profile: Oref0Profile, predictions: bool = True) -> Oref0Decision:
+def pack_profile(profile: Oref0Profile, n: int) -> np.ndarray:
+    """The profile as the kernel reads it (N, fields): pack once for a loop whose profile holds."""
+    p = _pack(profile, _PROFILE_COLS, n)
+    p[:, P_MAXDAILY] = np.where(np.isnan(p[:, P_MAXDAILY]), p[:, P_BASAL], p[:, P_MAXDAILY])
+    return p
+
+
+def determine_basal(state: Oref0State, profile: Oref0Profile | np.ndarray, predictions: bool = True
+                    ) -> Oref0Decision:
     """One oref0 decision for each of the N patients of ``state`` (profile fields broadcast).
 
-    ``predictions=False`` skips storing the predicted-glucose curves (the ``pred_*`` fields are
-    then N x 0): the decisions are the same, ~2x faster.
+    ``profile`` may come packed (`pack_profile`). ``predictions=False`` skips storing the
+    predicted-glucose curves (the ``pred_*`` fields are then N x 0): the decisions are the same,
+    ~2x faster.
     """
     n = np.asarray(state.glucose_mgdl).shape[0]
     s = _pack(state, _STATE_COLS, n)
-    p = _pack(profile, _PROFILE_COLS, n)
-    p[:, P_MAXDAILY] = np.where(np.isnan(p[:, P_MAXDAILY]), p[:, P_BASAL], p[:, P_MAXDAILY])
+    p = profile if isinstance(profile, np.ndarray) else pack_profile(profile, n)
     ticks = [np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=np.float64), (n, N_TICKS)))
              for a in (state.iob_u, state.activity_u_per_min, state.zero_temp_activity_u_per_min)]
     out = np.empty((n, _N_OUT))
@@ -889,20 +899,6 @@ def temp_basal_pulses(net_u_per_h: float, start_min: float, duration_min: float
     return np.concatenate(units), np.concatenate(times)
 
 
-@njit(cache=True, inline="always", error_model="numpy")
-def _exp_curve(units, mins_ago, end, peak):
-    """lib/iob/calculate.js iobCalcExponential: (iob, activity) of one pulse ``mins_ago`` old."""
-    if mins_ago >= end:
-        return 0.0, 0.0
-    tau = peak * (1 - peak / end) / (1 - 2 * peak / end)
-    a = 2 * tau / end
-    big_s = 1 / (1 - a + (1 + a) * math.exp(-end / tau))
-    activity = units * (big_s / tau ** 2) * mins_ago * (1 - mins_ago / end) * math.exp(-mins_ago / tau)
-    iob = units * (1 - big_s * (1 - a) * ((mins_ago ** 2 / (tau * end * (1 - a)) - mins_ago / tau - 1)
-                                          * math.exp(-mins_ago / tau) + 1))
-    return iob, activity
-
-
 @njit(cache=True, parallel=True, error_model="numpy")
 def _iob_kernel(dose_u, dose_time, basal, dia_h, peak, out):
     end = dia_h * 60.0
@@ -924,7 +920,7 @@ def _iob_kernel(dose_u, dose_time, basal, dia_h, peak, out):
                 age = t - dose_time[i, j]
                 if age < 0 or age >= end:
                     continue
-                di, da = _exp_curve(units, math.floor(age + 0.5), end, peak)
+                di, da = exponential_curve(units, math.floor(age + 0.5), end, peak)
                 iob += di
                 act += da
             zt_iob = iob
@@ -934,7 +930,7 @@ def _iob_kernel(dose_u, dose_time, basal, dia_h, peak, out):
                     age = t - (1.0 + 30.0 * part + j * zt_spacing)
                     if age < 0:
                         break
-                    di, da = _exp_curve(-0.05, math.floor(age + 0.5), end, peak)
+                    di, da = exponential_curve(-0.05, math.floor(age + 0.5), end, peak)
                     zt_iob += di
                     zt_act += da
             out[0, i, k] = math.floor(iob * 1000 + 0.5) / 1000

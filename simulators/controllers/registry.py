@@ -1,0 +1,80 @@
+"""Controllers by name, as a scenario's ``therapy.controller`` section names them.
+
+Each section is ``{algorithm: NAME, ...settings}``; pydantic checks it, so a bad setting is
+reported by field (``therapy.controller.kp_per_h: Input should be greater than or equal to 0``)
+before anything runs. The settings common to every algorithm are the AID system's targets and
+safety limits (`simulators.closed_loop.AidSettings`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from cgm_ray.config import Strict
+from simulators.closed_loop import AidSettings
+from simulators.controllers.basal_bolus import BasalBolus
+from simulators.controllers.interface import Controller
+from simulators.controllers.oref0_loop import Oref0Controller, Oref0ReferenceController, Oref0Settings
+from simulators.controllers.pid import Pid, PidGains
+
+
+class ControllerConfig(Strict):
+    """Targets and limits every AID system has."""
+
+    target_mgdl: float = Field(110.0, ge=80, le=180, description="the loop's glucose target")
+    suspend_below_mgdl: float = Field(70.0, ge=40, le=120, description="low-glucose suspend threshold")
+    max_basal_multiple: float = Field(4.0, gt=0, le=10, description="max temp basal / scheduled basal")
+    max_iob_u: float | None = Field(None, ge=0, le=100,
+                                   description="default: a 60 g meal's bolus + 3 h of basal")
+    max_bolus_u: float = Field(15.0, gt=0, le=50)
+
+    def aid(self) -> AidSettings:
+        return AidSettings(self.target_mgdl, self.suspend_below_mgdl, self.max_basal_multiple,
+                           self.max_iob_u, self.max_bolus_u)
+
+
+class BasalBolusConfig(ControllerConfig):
+    algorithm: Literal["basal_bolus"] = "basal_bolus"
+
+    def build(self) -> Controller:
+        return BasalBolus()
+
+
+class PidConfig(ControllerConfig):
+    algorithm: Literal["pid"]
+    kp_per_h: float = Field(PidGains.kp_per_h, ge=0, le=10)
+    ki_per_h2: float = Field(PidGains.ki_per_h2, ge=0, le=10)
+    kd: float = Field(PidGains.kd, ge=0, le=10)
+    kf_per_h: float = Field(PidGains.kf_per_h, ge=0, le=10)
+    integral_limit_u_h: float = Field(PidGains.integral_limit_u_h, ge=0, le=100)
+
+    def build(self) -> Controller:
+        return Pid(PidGains(self.kp_per_h, self.ki_per_h2, self.kd, self.kf_per_h, self.integral_limit_u_h))
+
+
+class Oref0Config(ControllerConfig):
+    algorithm: Literal["oref0"]
+    enable_smb: bool = False
+    enable_uam: bool = False
+    record_predictions: bool = False
+
+    def settings(self) -> Oref0Settings:
+        return Oref0Settings(self.enable_smb, self.enable_uam, self.record_predictions)
+
+    def build(self) -> Controller:
+        return Oref0Controller(self.settings())
+
+
+class Oref0ReferenceConfig(Oref0Config):
+    algorithm: Literal["oref0_reference"]  # type: ignore[assignment]
+    timeout_s: float = Field(60.0, gt=0, le=3600, description="a worker slower than this fails the period")
+
+    def build(self) -> Controller:
+        return Oref0ReferenceController(self.settings(), self.timeout_s)
+
+
+ControllerSpec = Annotated[BasalBolusConfig | PidConfig | Oref0Config | Oref0ReferenceConfig,
+                           Field(discriminator="algorithm")]
+ALGORITHMS = ("basal_bolus", "pid", "oref0", "oref0_reference")
