@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean node-deps
+.PHONY: demo test lint bench clean node-deps loop-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,22 @@ $(NODE_STAMP):
 
 node-deps: $(NODE_STAMP)
 
-test: $(STAMP) $(if $(HAVE_NODE),$(NODE_STAMP))
+# Loop's algorithm (Tidepool's PyLoopKit, BSD-2) for simulators/controllers/loop_reference.py.
+# Its only release on PyPI, the sdist pyloopkit-test, pins numpy==1.16.4 (which does not build on
+# Python 3.11), so it goes into the venv without its pins; numpy 2 runs it (tests/test_loop_reference.py).
+# The one other module it imports is a monkey-patch that backports-datetime-fromisoformat 2.x
+# makes a no-op on Python 3.11+.
+PYLOOPKIT_VERSION := 0.0.15
+LOOP_STAMP := $(VENV)/.pyloopkit-$(PYLOOPKIT_VERSION)
+
+$(LOOP_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps pyloopkit-test==$(PYLOOPKIT_VERSION) \
+		backports-datetime-fromisoformat==2.0.3
+	touch $(LOOP_STAMP)
+
+loop-deps: $(LOOP_STAMP)
+
+test: $(STAMP) $(LOOP_STAMP) $(if $(HAVE_NODE),$(NODE_STAMP))
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
