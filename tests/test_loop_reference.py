@@ -20,7 +20,9 @@ from pyloopkit.loop_data_manager import update  # noqa: E402
 
 from cgm_ray.errors import ConfigError  # noqa: E402
 from simulators.controllers.interface import (  # noqa: E402
+    CANCEL_TEMP,
     HISTORY_SLOTS,
+    NEVER_MIN,
     InsulinOnBoard,
     Limits,
     LoopInput,
@@ -58,7 +60,8 @@ def _loop(glucose_now, slope_per_5min=0.0, temp=(BASAL, 0.0), bolus_u=None, carb
         delivered_u=BASAL / 12 + boluses, bolus_u=boluses,
         temp_rate_u_per_h=full(temp[0]), temp_remaining_min=full(temp[1]),
         insulin=InsulinOnBoard(ticks + iob_u, ticks, ticks + iob_u, ticks),
-        announced_carbs_g=carbs, cob_g=full(0),
+        announced_carbs_g=carbs, carbs_6h_g=carbs.sum(axis=1), cob_g=full(0),
+        last_bolus_age_min=full(NEVER_MIN), last_carbs_age_min=full(NEVER_MIN),
         schedules=Schedules(full(BASAL), full(ISF), full(10.0), full(TARGET_LOW), full(TARGET_HIGH)),
         limits=Limits(full(MAX_BASAL), full(5.0), full(SUSPEND_BELOW), full(10.0)))
 
@@ -104,7 +107,7 @@ def test_a_running_high_temp_is_kept_when_still_right_and_cancelled_when_not(loo
     assert still_high.reason[0] == LoopReason.KEEP and still_high.temp_duration_min[0] == 0
     back_in_range = loop_controller.decide(_loop(105.0, temp=(2.8, 25.0)))
     assert back_in_range.reason[0] == LoopReason.CANCEL_TEMP
-    assert back_in_range.temp_rate_u_per_h[0] == BASAL and back_in_range.temp_duration_min[0] == 30
+    assert back_in_range.temp_duration_min[0] == CANCEL_TEMP
 
 
 def test_a_recent_bolus_turns_the_high_temp_into_a_suspend(loop_controller):

@@ -30,9 +30,8 @@ The translation, and where it departs from a phone running Loop:
   pending when it recommends a bolus. Its start is not in the seam; Loop reads only rate and end.
 - Stale data: Loop refuses to dose when the newest glucose is older than 15 min (its input-data
   recency interval); PyLoopKit's ``update`` has no such check, so this adapter makes it.
-- A cancel (PyLoopKit's ``[0, 0]``: the scheduled rate is right, stop the running temp) becomes a
-  30-min temp at the scheduled basal rate, because ``temp_duration_min == 0`` means "keep" here;
-  with flat schedules the two deliver the same insulin.
+- A cancel (PyLoopKit's ``[0, 0]``: the scheduled rate is right, stop the running temp) is
+  ``CANCEL_TEMP``.
 - Loop's default dosing strategy is temp basal only. ``LoopSettings.automatic_bolus`` models
   Loop 3's automatic-bolus strategy on top of this (older) algorithm: temps capped at the
   scheduled rate, and ``partial_application_factor`` of the recommended bolus given at once,
@@ -57,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from cgm_ray.errors import ConfigError
-from simulators.controllers.interface import HISTORY_SLOTS, PERIOD_MIN, LoopInput, LoopOutput
+from simulators.controllers.interface import CANCEL_TEMP, HISTORY_SLOTS, PERIOD_MIN, LoopInput, LoopOutput
 
 __all__ = ["EPOCH", "N_PREDICTED", "PYLOOPKIT_VERSION", "LoopReason", "LoopReference", "LoopReferenceError",
            "LoopSettings", "pyloopkit_inputs"]
@@ -92,7 +91,7 @@ class LoopReason(IntEnum):
     NO_GLUCOSE = 0  # no CGM reading in the history: leave the pump alone
     STALE_GLUCOSE = 1  # the newest reading is older than the recency interval: leave the pump alone
     KEEP = 2  # the running temp (or the scheduled basal) is what Loop would set
-    CANCEL_TEMP = 3  # back to the scheduled rate: a temp at the scheduled basal
+    CANCEL_TEMP = 3  # back to the scheduled rate
     SUSPEND = 4  # a zero temp
     TEMP_BASAL = 5  # a temp at another rate
     BOLUS = 6  # an automatic bolus (with the temp, if Loop set one)
@@ -232,6 +231,7 @@ class LoopReference:
     """
 
     name = "loop_reference"
+    closes_loop = True
     reasons = LoopReason
 
     def __init__(self, settings: LoopSettings | None = None) -> None:
@@ -280,8 +280,7 @@ class LoopReference:
         if temp is None:
             out.reason[i] = LoopReason.KEEP
         elif temp[1] == 0:  # a cancel
-            out.temp_rate_u_per_h[i] = loop.schedules.basal_u_per_h[i]
-            out.temp_duration_min[i] = TEMP_DURATION_MIN
+            out.temp_duration_min[i] = CANCEL_TEMP
             out.reason[i] = LoopReason.CANCEL_TEMP
         else:
             out.temp_rate_u_per_h[i], out.temp_duration_min[i] = temp
@@ -295,3 +294,9 @@ class LoopReference:
             if units > 0:
                 out.bolus_u[i] = units
                 out.reason[i] = LoopReason.BOLUS
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Stateless (Loop recomputes everything from the history): nothing to restore."""

@@ -16,6 +16,7 @@ from cgm_ray.config import Strict
 from simulators.closed_loop import AidSettings
 from simulators.controllers.basal_bolus import BasalBolus
 from simulators.controllers.interface import Controller
+from simulators.controllers.loop_reference import LoopReference, LoopSettings
 from simulators.controllers.oref0_loop import Oref0Controller, Oref0ReferenceController, Oref0Settings
 from simulators.controllers.pid import Pid, PidGains
 
@@ -75,6 +76,21 @@ class Oref0ReferenceConfig(Oref0Config):
         return Oref0ReferenceController(self.settings(), self.timeout_s)
 
 
-ControllerSpec = Annotated[BasalBolusConfig | PidConfig | Oref0Config | Oref0ReferenceConfig,
-                           Field(discriminator="algorithm")]
-ALGORITHMS = ("basal_bolus", "pid", "oref0", "oref0_reference")
+class LoopReferenceConfig(ControllerConfig):
+    algorithm: Literal["loop_reference"]
+    dia_h: float = Field(6.0, gt=0, le=24, description="Loop's insulin model: duration of action")
+    peak_min: float = Field(75.0, gt=0, le=120, description="Loop's insulin model: peak (child: 65)")
+    carb_absorption_min: float = Field(180.0, gt=0, le=1440)
+    retrospective_correction: bool = True
+    automatic_bolus: bool = Field(False, description="Loop 3's automatic-bolus dosing strategy")
+    partial_application_factor: float = Field(0.4, gt=0, le=1)
+
+    def build(self) -> Controller:
+        return LoopReference(LoopSettings(
+            peak_min=self.peak_min, dia_h=self.dia_h, carb_absorption_min=self.carb_absorption_min,
+            retrospective_correction=self.retrospective_correction, automatic_bolus=self.automatic_bolus,
+            partial_application_factor=self.partial_application_factor))
+
+
+ControllerSpec = Annotated[BasalBolusConfig | PidConfig | Oref0Config | Oref0ReferenceConfig
+                           | LoopReferenceConfig, Field(discriminator="algorithm")]
