@@ -1,13 +1,16 @@
-"""Controllers: the oref0 port's agreement with the real oref0, and controller speed.
+"""Controllers in the closed loop: speed, the oref0 port's agreement with the real oref0, outcomes.
 
-``oref0_parity`` compares the port with oref0 0.7.1 in Node on 20 patients x 2 days' worth of
-decisions (11,520; random, physiologically consistent states from
-`simulators.controllers.oref0_parity` until the closed-loop engine supplies real ones).
-``pd_per_s`` is, for now, decision throughput in patient-days per second (decisions per second
-/ 288 five-minute decisions a day), measured on a batch of ``--patients`` decisions after the
-kernels are compiled, with the predicted-glucose curves stored (the text report also gives the
-rate without them).
-Usage: python benchmarks/bench_controllers.py [--json] [--seed 1] [--features basic] [--patients 10000]
+- ``pd_per_s``: patient-days per second of the whole closed loop (physiology, meals, patient
+  behaviour, CGM sensor, controller, pump), keyed by controller, on ``--patients`` sampled
+  patients (the default scenario) over ``--days``, timed after one warm-up hour (kernels compiled).
+- ``oref0_decisions_per_s``: the port's decisions alone, best of 20 batches of ``--patients``.
+- ``oref0_parity``: the port against oref0 0.7.1 in Node on the inputs of every decision of a
+  closed-loop run of 20 sampled patients x 2 days (the port decides in the loop).
+- ``loop_reference_pd_per_s``: Loop (PyLoopKit) in the loop, ``--loop-patients`` x ``--loop-days``.
+- ``reference_cohort``: the 30 reference patients (realistic behaviour, random meals, same seeds)
+  under each controller: median and mean over patients of TIR 70-180 and time < 54 mg/dL (%) on
+  CGM readings after a day of warm-up.
+Usage: python benchmarks/bench_controllers.py [--json] [--patients 10000] [--days 1] [--skip-reference]
 """
 
 from __future__ import annotations
@@ -18,62 +21,108 @@ import shutil
 import time
 
 import numba
+import numpy as np
 
 from simulators.controllers.oref0 import determine_basal
-from simulators.controllers.oref0_parity import FEATURES, compare, random_decisions
+from simulators.controllers.oref0_parity import closed_loop_decisions, compare, random_decisions
 from simulators.controllers.oref0_reference import Oref0Reference
+from simulators.population import REFERENCE_NAMES
+from simulators.scenario import Scenario, parse_scenario
 
 DECISIONS_PER_DAY = 288
-PARITY_DECISIONS = 20 * 2 * DECISIONS_PER_DAY  # 20 patients x 2 days
+CONTROLLERS = ("basal_bolus", "pid", "oref0")
+COHORT_DAYS = 7
 
 
-def oref0_decisions_per_s(patients: int, seed: int, features: str, predictions: bool = True,
-                          repeats: int = 20) -> float:
+def closed_loop_pd_per_s(scenario: Scenario) -> float:
+    """Patient-days per second of ``scenario`` after a warm-up hour (compiles the kernels)."""
+    sim = scenario.build()
+    for _ in sim.run(60):
+        pass
+    started = time.perf_counter()
+    for _ in sim.run(scenario.duration_min):
+        pass
+    return scenario.n_patients * scenario.duration_min / 1440 / (time.perf_counter() - started)
+
+
+def oref0_decisions_per_s(patients: int, seed: int, repeats: int = 20) -> float:
     """Best-of-``repeats`` decisions per second of the port for one batch of ``patients``."""
-    state, profile = random_decisions(patients, seed, features)
-    determine_basal(state, profile, predictions)  # compile / load the kernel
+    state, profile = random_decisions(patients, seed)
+    determine_basal(state, profile, False)  # compile / load the kernel
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
-        determine_basal(state, profile, predictions)
+        determine_basal(state, profile, False)
         best = min(best, time.perf_counter() - started)
     return patients / best
+
+
+def cohort_outcomes(controller: dict, seed: int) -> dict[str, float]:
+    """TIR and time < 54 mg/dL of the 30 reference patients under ``controller`` (see the docstring)."""
+    scenario = parse_scenario({"duration_min": (COHORT_DAYS + 1) * 1440, "patients": list(REFERENCE_NAMES),
+                               "seed": seed, "therapy": {"controller": controller}})
+    patient, glucose = [], []
+    for step in scenario.build().run(scenario.duration_min):
+        after = step.readings.minute >= 1440
+        patient.append(step.readings.patient[after])
+        glucose.append(step.readings.glucose_mgdl[after].astype(np.float64))
+    p, g = np.concatenate(patient), np.concatenate(glucose)
+    n = len(REFERENCE_NAMES)
+    count = np.bincount(p, minlength=n)
+    tir = 100 * np.bincount(p, (g >= 70) & (g <= 180), n) / count
+    tbr54 = 100 * np.bincount(p, g < 54, n) / count
+    return {"tir_median": float(np.median(tir)), "tir_mean": float(tir.mean()),
+            "tbr54_median": float(np.median(tbr54)), "tbr54_mean": float(tbr54.mean())}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--features", choices=FEATURES, default="basic")
     parser.add_argument("--patients", type=int, default=10_000)
+    parser.add_argument("--days", type=float, default=1.0)
+    parser.add_argument("--skip-reference", action="store_true",
+                        help="skip the 30-patient outcomes and the slow reference controllers")
     args = parser.parse_args()
 
-    result: dict = {}
+    result: dict = {"pd_per_s": {}}
+    for name in CONTROLLERS:
+        scenario = parse_scenario({"duration_min": int(args.days * 1440),
+                                   "patients": {"n": args.patients, "seed": args.seed}, "seed": args.seed,
+                                   "therapy": {"controller": {"algorithm": name}}})
+        result["pd_per_s"][name] = closed_loop_pd_per_s(scenario)
+    result["oref0_decisions_per_s"] = oref0_decisions_per_s(args.patients, args.seed)
     if shutil.which("node"):
-        state, profile = random_decisions(PARITY_DECISIONS, args.seed, args.features)
+        state, profile = closed_loop_decisions(20, 2, args.seed)
         with Oref0Reference() as reference:
             report, _, _ = compare(state, profile, reference)
         result["oref0_parity"] = report.as_bar()
     else:
         result["oref0_parity"] = {"skipped": "node is not installed"}
-    rate = oref0_decisions_per_s(args.patients, args.seed, args.features)
-    result["pd_per_s"] = {"oref0": rate / DECISIONS_PER_DAY}
+    if not args.skip_reference:
+        result["reference_cohort"] = {name: cohort_outcomes({"algorithm": name}, args.seed)
+                                      for name in CONTROLLERS}
 
     if args.json:
         print(json.dumps(result))
         return
-    print(f"oref0 port, {numba.config.NUMBA_NUM_THREADS} threads, features {args.features!r}")
+    print(f"closed loop, {args.patients:,} patients x {args.days:g} days, "
+          f"{numba.config.NUMBA_NUM_THREADS} threads:")
+    for name, rate in result["pd_per_s"].items():
+        print(f"  {name:12s} {rate:10,.0f} patient-days/s")
+    rate = result["oref0_decisions_per_s"]
+    print(f"oref0 port alone: {rate:,.0f} decisions/s = {rate / DECISIONS_PER_DAY:,.0f} patient-days/s")
     parity = result["oref0_parity"]
     if "decisions" in parity:
-        print(f"parity with oref0 0.7.1: {parity['decisions']:,} decisions, "
+        print(f"parity with oref0 0.7.1 on closed-loop states: {parity['decisions']:,} decisions, "
               f"{parity['fraction_within_0.05']:.4f} within 0.05 U/h, "
               f"suspend agreement {parity['suspend_agreement']:.4f}")
     else:
         print(f"parity with oref0 0.7.1: skipped ({parity['skipped']})")
-    print(f"{rate:,.0f} decisions/s = {rate / DECISIONS_PER_DAY:,.0f} patient-days/s (decisions only)")
-    fast = oref0_decisions_per_s(args.patients, args.seed, args.features, predictions=False)
-    print(f"without the predicted curves: {fast:,.0f} decisions/s"
-          f" = {fast / DECISIONS_PER_DAY:,.0f} patient-days/s")
+    for name, out in result.get("reference_cohort", {}).items():
+        print(f"30 reference patients, {name:12s} TIR median {out['tir_median']:.1f} % "
+              f"(mean {out['tir_mean']:.1f}), <54 median {out['tbr54_median']:.2f} % "
+              f"(mean {out['tbr54_mean']:.2f})")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 
 from cgm_ray.config import Strict, read_mapping, validate
 from simulators.behaviour import Behaviour, BehaviourParams, PatientBehaviour, draw
+from simulators.controllers.interface import Controller
 from simulators.controllers.registry import BasalBolusConfig, ControllerSpec
 from simulators.engine import Simulation
 from simulators.meals import FixedMeals, MealPlan, RandomDailyMeals
@@ -165,21 +166,24 @@ class Scenario(Strict):
         return FixedMeals(tuple(m.minute for m in self.meals), tuple(m.grams for m in self.meals),
                           tuple(m.bolus for m in self.meals))
 
-    def build(self, cohort: Cohort | None = None) -> Simulation:
-        """A ready simulation (of ``cohort``, a shard of this scenario's, when given)."""
+    def build(self, cohort: Cohort | None = None, controller: Controller | None = None) -> Simulation:
+        """A ready simulation (of ``cohort``, a shard of this scenario's, when given).
+
+        ``controller`` replaces the one ``therapy.controller`` builds (with its targets and limits).
+        """
         cohort = self.cohort() if cohort is None else cohort
         behaviour = self.patient_behaviour(cohort)
         meals = self.meal_plan() if behaviour is None else behaviour.meal_plan(self.meal_plan())
         params = self.behaviour_params()
         lows = HypoTreatment(below_mgdl=params.hypo_below_mgdl,
                              overtreat_prob=params.hypo_overtreat_prob)
-        controller = self.therapy.controller
+        config = self.therapy.controller
         return Simulation(
             get_model(self.model), cohort, meals,
             Therapy(**self.therapy.model_dump(exclude={"controller"})), self.sensor_spec(),
             seed=self.seed, staggered_sensors=self.sensor.start == "staggered",
             substeps=self.substeps, hypo_treatment=lows, behaviour=behaviour,
-            controller=controller.build(), aid=controller.aid())
+            controller=controller if controller is not None else config.build(), aid=config.aid())
 
 
 def parse_scenario(data: object) -> Scenario:

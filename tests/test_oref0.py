@@ -22,7 +22,14 @@ from simulators.controllers import (
     insulin_on_board,
     to_devicestatus,
 )
-from simulators.controllers.oref0_parity import FEATURES, compare, compare_iob, random_decisions, subset
+from simulators.controllers.oref0_parity import (
+    FEATURES,
+    closed_loop_decisions,
+    compare,
+    compare_iob,
+    random_decisions,
+    subset,
+)
 from simulators.controllers.oref0_reference import (
     Oref0Reference,
     Oref0ReferenceError,
@@ -178,6 +185,17 @@ def test_port_matches_oref0(reference, features):
     assert 0.05 < port.suspended.mean() < 0.6 and port.enacted.mean() < 0.98
     if features == "smb":
         assert Oref0Reason.SMB_LOW_TEMP in seen and (port.smb_u > 0).mean() > 0.05
+
+
+@needs_node
+def test_port_matches_oref0_on_closed_loop_states(reference):
+    """The inputs of every decision of a closed-loop run (the port deciding), through both."""
+    state, profile = closed_loop_decisions(4, 0.5, seed=3, features="smb")
+    report, port, _ = compare(state, profile, reference)
+    assert report.decisions == 4 * 144 and report.reference_errors == 0
+    assert report.fraction_within_0_05 >= 0.99, report.mismatches[:10]
+    assert report.suspend_agreement == 1.0 and report.smb_agreement == 1.0
+    assert len(set(port.reason.tolist())) >= 3  # the loop visits several rules, not one
 
 
 @needs_node

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from simulators.controllers.interface import LoopInput, LoopOutput
 from simulators.controllers.oref0 import (
     Oref0Decision,
     Oref0Profile,
@@ -36,9 +37,12 @@ from simulators.controllers.oref0 import (
     temp_basal_pulses,
     uploaded_curve,
 )
+from simulators.controllers.oref0_loop import Oref0Controller, Oref0Settings, oref0_view
 from simulators.controllers.oref0_reference import Oref0Reference, effective_rates, oref0_inputs
+from simulators.scenario import parse_scenario
 
-__all__ = ["FEATURES", "IobParity", "ParityReport", "compare", "compare_iob", "random_decisions"]
+__all__ = ["FEATURES", "IobParity", "ParityReport", "closed_loop_decisions", "compare", "compare_iob",
+           "random_decisions"]
 
 FEATURES = ("basic", "uam", "smb")  # no SMB/UAM (oref0's most common set-up); UAM; SMB and UAM
 _LGS_REASON = re.compile(r"minGuardBG -?[\d.]+<")  # the low-glucose-suspend rule's reason text
@@ -169,6 +173,51 @@ def random_decisions(n: int, seed: int, features: str = "basic") -> tuple[Oref0S
         microbolus_allowed=features == "smb",
     )
     return state, profile
+
+
+class _RecordingOref0(Oref0Controller):
+    """The oref0 port in the loop, keeping every decision's inputs."""
+
+    def __init__(self, settings: Oref0Settings) -> None:
+        super().__init__(settings)
+        self.views: list[tuple[Oref0State, Oref0Profile]] = []
+
+    def decide(self, loop: LoopInput) -> LoopOutput:
+        self.views.append(oref0_view(loop, self.settings))
+        return super().decide(loop)
+
+
+def _stack(parts: list, cls: type) -> object:
+    """Dataclasses of per-patient arrays (scalars broadcast) as one of all their rows."""
+    n = [np.asarray(p.glucose_mgdl if hasattr(p, "glucose_mgdl") else p.current_basal_u_per_h).shape[0]
+         for p in parts]
+
+    def rows(p: object, name: str, k: int) -> np.ndarray:
+        v = np.asarray(getattr(p, name))
+        return v if v.ndim else np.full(k, v.item())
+
+    return cls(**{f.name: np.concatenate([rows(p, f.name, k) for p, k in zip(parts, n, strict=True)])
+                  for f in fields(cls)})
+
+
+def closed_loop_decisions(n_patients: int, days: float, seed: int, features: str = "basic"
+                          ) -> tuple[Oref0State, Oref0Profile]:
+    """The inputs of every oref0 decision of a closed-loop run (sampled patients, default scenario).
+
+    The port decides in the loop; its inputs, in order (period by period, patients within), are
+    what `compare` then gives both the port and the real oref0.
+    """
+    if features not in FEATURES:
+        raise ValueError(f"features must be one of {FEATURES}, not {features!r}")
+    scenario = parse_scenario({"duration_min": int(days * 1440), "patients": {"n": n_patients, "seed": seed},
+                               "seed": seed})
+    controller = _RecordingOref0(Oref0Settings(enable_smb=features == "smb", enable_uam=features != "basic"))
+    sim = scenario.build(controller=controller)
+    for _ in sim.run(scenario.duration_min):
+        pass
+    states = [v[0] for v in controller.views]
+    profiles = [v[1] for v in controller.views]
+    return _stack(states, Oref0State), _stack(profiles, Oref0Profile)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
