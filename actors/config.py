@@ -9,6 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from cgm_ray.config import Strict, read_mapping, validate
 from cgm_ray.errors import ConfigError
+from simulators.controllers.interface import PERIOD_MIN
 from simulators.scenario import Scenario, parse_scenario
 
 
@@ -74,6 +75,15 @@ class FleetConfig(Strict):
         if not (math.isfinite(factor) and factor > 0):
             raise ValueError(f"must be > 0 (1 = real time) or 'max', got {v}")
         return factor
+
+    @field_validator("tick_min")
+    @classmethod
+    def _whole_decision_periods(cls, v: int, info: ValidationInfo) -> int:
+        scenario = info.data.get("scenario")
+        if scenario is not None and scenario.therapy.controller.closes_loop and v % PERIOD_MIN:
+            raise ValueError(f"must be a multiple of {PERIOD_MIN} (the closed loop decides every "
+                             f"{PERIOD_MIN} min), got {v}")
+        return v
 
     @field_validator("checkpoint_every_min")
     @classmethod

@@ -8,21 +8,25 @@ safety limits (`simulators.closed_loop.AidSettings`).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from cgm_ray.config import Strict
+from cgm_ray.errors import ConfigError
 from simulators.closed_loop import AidSettings
 from simulators.controllers.basal_bolus import BasalBolus
-from simulators.controllers.interface import Controller
+from simulators.controllers.interface import HISTORY_SLOTS, Controller
 from simulators.controllers.loop_reference import LoopReference, LoopSettings
 from simulators.controllers.oref0_loop import Oref0Controller, Oref0ReferenceController, Oref0Settings
 from simulators.controllers.pid import Pid, PidGains
+from simulators.controllers.policy import PolicyController, load_policy
 
 
 class ControllerConfig(Strict):
     """Targets and limits every AID system has."""
+
+    closes_loop: ClassVar[bool] = True  # the engine decides every 5 min (basal_bolus: never)
 
     target_mgdl: float = Field(110.0, ge=80, le=180, description="the loop's glucose target")
     suspend_below_mgdl: float = Field(70.0, ge=40, le=120, description="low-glucose suspend threshold")
@@ -38,6 +42,7 @@ class ControllerConfig(Strict):
 
 class BasalBolusConfig(ControllerConfig):
     algorithm: Literal["basal_bolus"] = "basal_bolus"
+    closes_loop: ClassVar[bool] = False
 
     def build(self) -> Controller:
         return BasalBolus()
@@ -92,5 +97,24 @@ class LoopReferenceConfig(ControllerConfig):
             partial_application_factor=self.partial_application_factor))
 
 
+class PolicyConfig(ControllerConfig):
+    algorithm: Literal["policy"]
+    policy: str = Field(description="module:attribute of a callable obs -> U/h, or of an object with "
+                        "Stable-Baselines3's predict(); it sees T1DEnv's observation")
+    history: int = Field(12, ge=1, le=HISTORY_SLOTS, description="CGM readings observed")
+
+    @field_validator("policy")
+    @classmethod
+    def _loads(cls, v: str) -> str:
+        try:
+            load_policy(v)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+        return v
+
+    def build(self) -> Controller:
+        return PolicyController(load_policy(self.policy), self.history)
+
+
 ControllerSpec = Annotated[BasalBolusConfig | PidConfig | Oref0Config | Oref0ReferenceConfig
-                           | LoopReferenceConfig, Field(discriminator="algorithm")]
+                           | LoopReferenceConfig | PolicyConfig, Field(discriminator="algorithm")]
