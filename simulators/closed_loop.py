@@ -112,12 +112,17 @@ class AidSettings:
 
     ``max_iob_u=None`` allows a 60 g meal's bolus plus 3 h of scheduled basal (OpenAPS's advice
     for max IOB with microboluses); ``max_basal_multiple`` caps temps at that multiple of the
-    scheduled basal (oref0's current-basal safety multiplier).
+    scheduled basal, the pump's max basal setting. The defaults are conservative start-up
+    settings (a target of 120 mg/dL as the MiniMed 780G and Omnipod 5 allow, max basal twice the
+    scheduled rate: a GUESS at a typical setting). Measured on the 30 reference patients
+    (realistic behaviour, 7 days, seed 7): with a 110 target and 4x max basal oref0 and PID
+    raised time below 54 mg/dL above open loop's (median 2.1 % against 1.05 %); with these
+    defaults they lower it (0.93 % and 0.98 %) while time in range rises from 55 % to 70-71 %.
     """
 
-    target_mgdl: float = 110.0
+    target_mgdl: float = 120.0
     suspend_below_mgdl: float = 70.0
-    max_basal_multiple: float = 4.0
+    max_basal_multiple: float = 2.0
     max_iob_u: float | None = None
     max_bolus_u: float = 15.0
 

@@ -28,12 +28,14 @@ class ControllerConfig(Strict):
 
     closes_loop: ClassVar[bool] = True  # the engine decides every 5 min (basal_bolus: never)
 
-    target_mgdl: float = Field(110.0, ge=80, le=180, description="the loop's glucose target")
-    suspend_below_mgdl: float = Field(70.0, ge=40, le=120, description="low-glucose suspend threshold")
-    max_basal_multiple: float = Field(4.0, gt=0, le=10, description="max temp basal / scheduled basal")
+    target_mgdl: float = Field(AidSettings.target_mgdl, ge=80, le=180, description="the glucose target")
+    suspend_below_mgdl: float = Field(AidSettings.suspend_below_mgdl, ge=40, le=120,
+                                      description="low-glucose suspend threshold")
+    max_basal_multiple: float = Field(AidSettings.max_basal_multiple, gt=0, le=10,
+                                      description="max temp basal / scheduled basal")
     max_iob_u: float | None = Field(None, ge=0, le=100,
                                    description="default: a 60 g meal's bolus + 3 h of basal")
-    max_bolus_u: float = Field(15.0, gt=0, le=50)
+    max_bolus_u: float = Field(AidSettings.max_bolus_u, gt=0, le=50)
 
     def aid(self) -> AidSettings:
         return AidSettings(self.target_mgdl, self.suspend_below_mgdl, self.max_basal_multiple,
