@@ -20,6 +20,22 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _without_branch_labels(loc: tuple, data: object) -> tuple:
+    """``loc`` without the steps that are not in ``data``: pydantic's labels of the union branch
+    it tried (``controller.pid.kp_per_h`` -> ``controller.kp_per_h``), so the path reads as the file
+    does. The last step stays: it names a missing field as often as a label."""
+    kept, node = [], data
+    for k, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif isinstance(node, dict | list) and k < len(loc) - 1:
+            continue
+        kept.append(part)
+    return tuple(kept)
+
+
 def _field(loc: tuple) -> str:
     parts = [str(p) for p in loc]
     # Drop pydantic's union-branch labels ("list[...]", model class names) from the path.
@@ -33,7 +49,7 @@ def validate(model: type[M], data: object) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         first = max(exc.errors(), key=lambda e: len(e["loc"]))  # the deepest union branch
-        loc = first["loc"]
+        loc = _without_branch_labels(first["loc"], data)
         if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc = (*loc, str(first["ctx"]["discriminator"]).strip("'"))  # e.g. sink.kind
         raise ConfigError(_field(loc), first["msg"]) from None

@@ -6,14 +6,19 @@ engine's arrays, so the base never imports the simulator.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from cgm_ray.schema import READING_SCHEMA, TRACE_SCHEMA, TREATMENT_SCHEMA
 from simulators.engine import Simulation, Step
 from simulators.integrator import HYPO_BELOW_MGDL
 from simulators.population import Cohort
 from simulators.sensor import Readings
+
+OUTPUT_FILES = ("patients", "readings", "treatments")  # <name>.parquet, what the lake and reports read
 
 
 def sensor_ids(sensor_model: str, keys: np.ndarray, session: np.ndarray) -> np.ndarray:
@@ -72,6 +77,7 @@ def trace_table(cohort: Cohort, t0: int, gsub_mgdl: np.ndarray, bg_mgdl: np.ndar
         pa.array(gsub_mgdl.ravel()), pa.array(bg_mgdl.ravel()),
     ], schema=TRACE_SCHEMA)
 
+
 def patients_table(sim: Simulation) -> pa.Table:
     """Who was simulated: attributes, therapy and each patient's sampled habits (carb-count
     error, missed boluses, ...; ``PatientBehaviour.table``), one row per patient."""
@@ -108,3 +114,40 @@ def treatments_table(step: Step, cohort: Cohort, start_ms: int) -> pa.Table:
             "correction": b.correct}, schema=TREATMENT_SCHEMA))
     return pa.concat_tables(parts) if parts else TREATMENT_SCHEMA.empty_table()
 
+
+class OutputWriter:
+    """A simulation's outputs in a folder, as ``cgm-ray simulate`` writes them and ``cgm-ray etl``
+    and ``report --treatments`` read them: ``patients.parquet`` at once, then ``readings.parquet``,
+    ``treatments.parquet`` and (``trace``) ``trace.parquet`` one step at a time.
+    """
+
+    def __init__(self, sim: Simulation, start_ms: int, out: Path, trace: bool = False) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        self.sim, self.start_ms = sim, start_ms
+        names = OUTPUT_FILES + (("trace",) if trace else ())
+        self.files = [out / f"{name}.parquet" for name in names]
+        pq.write_table(patients_table(sim), self.files[0])
+        self.encoder = ReadingEncoder(sim.cohort, start_ms, sim.sensor.name)
+        self.readings = pq.ParquetWriter(self.files[1], READING_SCHEMA)
+        self.treatments = pq.ParquetWriter(self.files[2], TREATMENT_SCHEMA)
+        self.trace = pq.ParquetWriter(self.files[3], TRACE_SCHEMA) if trace else None
+        self.n_readings = 0
+
+    def write(self, step: Step) -> None:
+        """Append one step (its true glucose only when it was traced and the writer traces)."""
+        self.readings.write_table(self.encoder.table(step.readings))
+        self.n_readings += len(step.readings)
+        self.treatments.write_table(treatments_table(step, self.sim.cohort, self.start_ms))
+        if self.trace is not None:
+            self.trace.write_table(trace_table(self.sim.cohort, step.t0, step.gsub_mgdl, step.bg_mgdl))
+
+    def close(self) -> None:
+        for writer in (self.readings, self.treatments, self.trace):
+            if writer is not None:
+                writer.close()
+
+    def __enter__(self) -> OutputWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

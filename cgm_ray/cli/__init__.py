@@ -11,6 +11,7 @@ from cgm_ray.cli.lake import add_commands as lake_commands
 from cgm_ray.cli.metrics import add_commands as metrics_commands
 from cgm_ray.cli.serve import add_commands as serve_commands
 from cgm_ray.cli.simulate import add_commands as simulate_commands
+from cgm_ray.cli.trial import add_commands as trial_commands
 from cgm_ray.errors import CgmRayError
 
 
@@ -18,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cgm-ray", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     simulate_commands(sub)
+    trial_commands(sub)
     fleet_commands(sub)
     serve_commands(sub)
     metrics_commands(sub)
