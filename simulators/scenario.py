@@ -71,7 +71,8 @@ class TherapyConfig(Strict):
     late_bolus_delay_min: tuple[int, int] = (15, 60)
     controller: ControllerSpec = Field(
         default_factory=BasalBolusConfig, description="the insulin-dosing algorithm: "
-        "{algorithm: basal_bolus|pid|oref0|oref0_reference, ...settings}; basal_bolus is open loop")
+        "{algorithm: basal_bolus|pid|oref0|oref0_reference|loop_reference|policy, ...settings}; "
+        "basal_bolus is open loop")
 
     @field_validator("late_bolus_delay_min")
     @classmethod

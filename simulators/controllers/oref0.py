@@ -229,12 +229,12 @@ class Oref0Decision:
 
 # --- the packed layout the kernel reads ----------------------------------------------------
 
-_STATE_COLS = ("glucose_mgdl", "delta_mgdl", "short_avgdelta_mgdl", "long_avgdelta_mgdl",
+STATE_COLS = ("glucose_mgdl", "delta_mgdl", "short_avgdelta_mgdl", "long_avgdelta_mgdl",
                "temp_rate_u_per_h", "temp_remaining_min", "carbs_g", "cob_g", "last_carb_age_min",
                "slope_from_max_deviation", "slope_from_min_deviation", "last_bolus_age_min",
                "autosens_ratio", "glucose_age_min", "noise", "microbolus_allowed")
 (S_BG, S_DELTA, S_SHORT, S_LONG, S_TRATE, S_TDUR, S_CARBS, S_COB, S_CARBAGE, S_SMAX, S_SMIN,
- S_BOLUSAGE, S_RATIO, S_BGAGE, S_NOISE, S_SMBOK) = range(len(_STATE_COLS))
+ S_BOLUSAGE, S_RATIO, S_BGAGE, S_NOISE, S_SMBOK) = range(len(STATE_COLS))
 
 _PROFILE_COLS = tuple(f.name for f in fields(Oref0Profile))
 (P_BASAL, P_SENS, P_CR, P_MINBG, P_MAXBG, P_MAXIOB, P_MAXBASAL, P_MAXDAILY, P_DAILYMULT, P_CURMULT,
@@ -262,6 +262,14 @@ def pack_profile(profile: Oref0Profile, n: int) -> np.ndarray:
     return p
 
 
+def state_from_packed(packed: np.ndarray, iob_u: np.ndarray, activity_u_per_min: np.ndarray,
+                      zero_temp_iob_u: np.ndarray, zero_temp_activity_u_per_min: np.ndarray) -> Oref0State:
+    """An `Oref0State` from its packed columns (``STATE_COLS`` order) and its ticks."""
+    cols = {name: packed[:, j] for j, name in enumerate(STATE_COLS)}
+    return Oref0State(iob_u=iob_u, activity_u_per_min=activity_u_per_min, zero_temp_iob_u=zero_temp_iob_u,
+                      zero_temp_activity_u_per_min=zero_temp_activity_u_per_min, **cols)
+
+
 def determine_basal(state: Oref0State, profile: Oref0Profile | np.ndarray, predictions: bool = True
                     ) -> Oref0Decision:
     """One oref0 decision for each of the N patients of ``state`` (profile fields broadcast).
@@ -271,10 +279,20 @@ def determine_basal(state: Oref0State, profile: Oref0Profile | np.ndarray, predi
     ~2x faster.
     """
     n = np.asarray(state.glucose_mgdl).shape[0]
-    s = _pack(state, _STATE_COLS, n)
     p = profile if isinstance(profile, np.ndarray) else pack_profile(profile, n)
-    ticks = [np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=np.float64), (n, N_TICKS)))
+    ticks = [np.broadcast_to(np.asarray(a, dtype=np.float64), (n, N_TICKS))
              for a in (state.iob_u, state.activity_u_per_min, state.zero_temp_activity_u_per_min)]
+    return determine_basal_packed(_pack(state, STATE_COLS, n), p, *ticks, predictions=predictions)
+
+
+def determine_basal_packed(state: np.ndarray, profile: np.ndarray, iob_u: np.ndarray,
+                           activity_u_per_min: np.ndarray, zero_temp_activity_u_per_min: np.ndarray,
+                           predictions: bool = True) -> Oref0Decision:
+    """`determine_basal` on a packed state (N, ``STATE_COLS``) and profile (`pack_profile`)."""
+    n = state.shape[0]
+    s, p = state, profile
+    ticks = [np.ascontiguousarray(a, dtype=np.float64)
+             for a in (iob_u, activity_u_per_min, zero_temp_activity_u_per_min)]
     out = np.empty((n, _N_OUT))
     preds = np.empty((n, 4, N_TICKS) if predictions else (n, 0, 0))
     curves = preds if predictions else np.empty((n, 4, 0))

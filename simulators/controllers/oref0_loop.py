@@ -22,12 +22,30 @@ from numba import njit, prange
 
 from simulators.controllers.interface import CANCEL_TEMP, NEVER_MIN, LoopInput, LoopOutput, Schedules
 from simulators.controllers.oref0 import (
+    S_BG,
+    S_BGAGE,
+    S_BOLUSAGE,
+    S_CARBAGE,
+    S_CARBS,
+    S_COB,
+    S_DELTA,
+    S_LONG,
+    S_NOISE,
+    S_RATIO,
+    S_SHORT,
+    S_SMAX,
+    S_SMBOK,
+    S_SMIN,
+    S_TDUR,
+    S_TRATE,
+    STATE_COLS,
     Oref0Decision,
     Oref0Profile,
     Oref0Reason,
     Oref0State,
-    determine_basal,
+    determine_basal_packed,
     pack_profile,
+    state_from_packed,
 )
 from simulators.controllers.oref0_reference import Oref0Reference, oref0_inputs
 
@@ -42,56 +60,70 @@ class Oref0Settings:
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _glucose_status(cgm, out):
-    """(glucose, delta, short_avgdelta, long_avgdelta) per patient from the CGM slots (oldest first).
+def _pack_state(cgm, cgm_age, temp_rate, temp_remaining, carbs, cob, carb_age, bolus_age, smb, out):
+    """oref0's packed state (``STATE_COLS``) per patient, from the loop's view, in one pass.
 
-    Missing readings are skipped in the averages; a missing newest reading gives glucose 0
-    (oref0's "CGM error" branch) and zero deltas.
+    The glucose status is ``lib/glucose-get-last.js`` on the 5-min slots (oldest first): missing
+    readings are skipped in the averages; a missing newest reading gives glucose 0 (oref0's "CGM
+    error" branch), zero deltas and a glucose age of ``NEVER_MIN``. No temp running: rate 0.
     """
     last = cgm.shape[1] - 1
     for i in prange(cgm.shape[0]):
         now = cgm[i, last]
-        out[i, 0] = 0.0 if math.isnan(now) else now
+        seen = not math.isnan(now)
+        out[i, S_BG] = now if seen else 0.0
         prev = cgm[i, last - 1]
-        out[i, 1] = 0.0 if math.isnan(now) or math.isnan(prev) else now - prev
-        for col, lo, hi in ((2, 1, 4), (3, 4, 9)):
+        out[i, S_DELTA] = now - prev if seen and not math.isnan(prev) else 0.0
+        for col, lo, hi in ((S_SHORT, 1, 4), (S_LONG, 4, 9)):
             total = 0.0
             count = 0
             for k in range(lo, hi):
                 then = cgm[i, last - k]
-                if not math.isnan(then) and not math.isnan(now):
+                if seen and not math.isnan(then):
                     total += (now - then) / k
                     count += 1
             out[i, col] = total / count if count else 0.0
+        out[i, S_TRATE] = temp_rate[i] if temp_remaining[i] > 0 else 0.0
+        out[i, S_TDUR] = temp_remaining[i]
+        out[i, S_CARBS] = carbs[i]
+        out[i, S_COB] = cob[i]
+        out[i, S_CARBAGE] = carb_age[i]
+        out[i, S_SMAX] = 0.0
+        out[i, S_SMIN] = 0.0
+        out[i, S_BOLUSAGE] = bolus_age[i]
+        out[i, S_RATIO] = 1.0
+        out[i, S_BGAGE] = cgm_age[i] if seen else NEVER_MIN
+        out[i, S_NOISE] = 0.0
+        out[i, S_SMBOK] = 1.0 if smb else 0.0
 
 
-def oref0_view(loop: LoopInput, settings: Oref0Settings) -> tuple[Oref0State, Oref0Profile]:
-    """oref0's inputs for every patient at this decision."""
-    status = np.empty((len(loop.cob_g), 4))
-    _glucose_status(loop.cgm_mgdl, status)
-    seen = status[:, 0] > 0
-    temp_runs = loop.temp_remaining_min > 0
-    ins = loop.insulin
-    state = Oref0State(
-        glucose_mgdl=status[:, 0], delta_mgdl=status[:, 1], short_avgdelta_mgdl=status[:, 2],
-        long_avgdelta_mgdl=status[:, 3],
-        iob_u=ins.iob_u, activity_u_per_min=ins.activity_u_per_min,
-        zero_temp_iob_u=ins.zero_temp_iob_u, zero_temp_activity_u_per_min=ins.zero_temp_activity_u_per_min,
-        temp_rate_u_per_h=np.where(temp_runs, loop.temp_rate_u_per_h, 0.0),
-        temp_remaining_min=loop.temp_remaining_min.astype(np.float64),
-        carbs_g=loop.carbs_6h_g, cob_g=loop.cob_g, last_carb_age_min=loop.last_carbs_age_min,
-        last_bolus_age_min=loop.last_bolus_age_min,
-        glucose_age_min=np.where(seen, loop.cgm_age_min, NEVER_MIN).astype(np.float64),
-        microbolus_allowed=settings.enable_smb)
+def packed_state(loop: LoopInput, settings: Oref0Settings) -> np.ndarray:
+    """oref0's packed state (N, ``STATE_COLS``) at this decision: the port's input."""
+    out = np.empty((len(loop.cob_g), len(STATE_COLS)))
+    _pack_state(loop.cgm_mgdl, loop.cgm_age_min.astype(np.float64), loop.temp_rate_u_per_h,
+                loop.temp_remaining_min.astype(np.float64), loop.carbs_6h_g, loop.cob_g,
+                loop.last_carbs_age_min, loop.last_bolus_age_min, settings.enable_smb, out)
+    return out
+
+
+def oref0_profile(loop: LoopInput, settings: Oref0Settings) -> Oref0Profile:
+    """oref0's profile from the pump's schedules and limits."""
     s, lim = loop.schedules, loop.limits
-    profile = Oref0Profile(
+    return Oref0Profile(
         current_basal_u_per_h=s.basal_u_per_h, sens_mgdl_per_u=s.isf_mgdl_per_u,
         carb_ratio_g_per_u=s.cr_g_per_u,
         min_bg_mgdl=s.target_low_mgdl, max_bg_mgdl=s.target_high_mgdl, max_iob_u=lim.max_iob_u,
         max_basal_u_per_h=lim.max_basal_u_per_h, enable_uam=settings.enable_uam,
         enable_smb_with_cob=settings.enable_smb, enable_smb_after_carbs=settings.enable_smb,
         bolus_increment_u=0.05)
-    return state, profile
+
+
+def oref0_view(loop: LoopInput, settings: Oref0Settings) -> tuple[Oref0State, Oref0Profile]:
+    """oref0's inputs for every patient at this decision, as the real oref0 gets them."""
+    ins = loop.insulin
+    state = state_from_packed(packed_state(loop, settings), ins.iob_u, ins.activity_u_per_min,
+                              ins.zero_temp_iob_u, ins.zero_temp_activity_u_per_min)
+    return state, oref0_profile(loop, settings)
 
 
 def loop_output(decision: Oref0Decision, record_predictions: bool) -> LoopOutput:
@@ -116,11 +148,13 @@ class Oref0Controller:
         self._packed: tuple[Schedules, np.ndarray] | None = None
 
     def decide(self, loop: LoopInput) -> LoopOutput:
-        state, profile = oref0_view(loop, self.settings)
         if self._packed is None or self._packed[0] is not loop.schedules:  # the same pump: pack once
-            self._packed = (loop.schedules, pack_profile(profile, len(loop.cob_g)))
-        return loop_output(determine_basal(state, self._packed[1], self.settings.record_predictions),
-                           self.settings.record_predictions)
+            self._packed = (loop.schedules, pack_profile(oref0_profile(loop, self.settings), len(loop.cob_g)))
+        ins = loop.insulin
+        decision = determine_basal_packed(packed_state(loop, self.settings), self._packed[1], ins.iob_u,
+                                          ins.activity_u_per_min, ins.zero_temp_activity_u_per_min,
+                                          self.settings.record_predictions)
+        return loop_output(decision, self.settings.record_predictions)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {}
@@ -140,9 +174,11 @@ class ReferenceReason(IntEnum):
 class Oref0ReferenceController:
     """The real oref0 0.7.1 in a long-lived Node worker, fed this shard's patients in batches.
 
-    A decision oref0 throws on comes back with a nan rate, which the engine counts as a failure
-    for that patient; a worker that dies or times out fails the whole period and is restarted
-    at the next one. Slow (per-patient JSON): run it over patient shards as Ray tasks or actors.
+    The worker starts with the controller, so a machine without Node or the oref0 package fails
+    at once (`Oref0ReferenceError`), not period by period. A decision oref0 throws on comes back
+    with a nan rate, which the engine counts as a failure for that patient; a worker that dies or
+    times out fails the whole period and is restarted at the next one. Slow (per-patient JSON):
+    run it over patient shards as Ray tasks or actors, and `close` it.
     """
 
     name = "oref0_reference"
@@ -154,7 +190,7 @@ class Oref0ReferenceController:
     def __init__(self, settings: Oref0Settings = Oref0Settings(), timeout_s: float = 60.0,
                  batch: int = 500) -> None:
         self.settings, self.timeout_s, self.batch = settings, timeout_s, batch
-        self._worker: Oref0Reference | None = None
+        self._worker: Oref0Reference | None = Oref0Reference(timeout_s=timeout_s)
 
     def decide(self, loop: LoopInput) -> LoopOutput:
         state, profile = oref0_view(loop, self.settings)
