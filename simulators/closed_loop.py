@@ -224,7 +224,7 @@ class ClosedLoop:
         room_u = np.maximum(self.limits.max_iob_u - iob_u, 0.0)
         over = (auto_bolus > room_u) | ((iob_u >= self.limits.max_iob_u) & (rate > scheduled))
         self.counts.iob_limited += int(over.sum())
-        auto_bolus = np.minimum(auto_bolus, self.pump.bolus_u(room_u, self.limits.max_bolus_u))
+        auto_bolus = np.minimum(auto_bolus, self.pump.deliverable_u(room_u, self.limits.max_bolus_u))
         rate = np.where(iob_u >= self.limits.max_iob_u, np.minimum(rate, scheduled), rate)
         self.counts.periods += len(self)
 

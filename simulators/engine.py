@@ -183,6 +183,8 @@ class Simulation:
 
     def advance(self, n_min: int, trace: bool = False) -> Step:
         """Simulate the next ``n_min`` minutes; return the readings emitted in them."""
+        if n_min < 1:
+            raise ValueError(f"n_min: must be at least 1, got {n_min}")
         if self.loop is not None and (n_min % PERIOD_MIN or self.minute % PERIOD_MIN):
             raise ValueError(f"n_min: a closed loop advances whole {PERIOD_MIN}-min decision periods "
                              f"(at minute {self.minute}, asked for {n_min})")

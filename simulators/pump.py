@@ -71,10 +71,13 @@ class Pump:
         self.temp_end_minute[which] = NO_TEMP
 
     def bolus_u(self, asked_u: np.ndarray, max_bolus_u: np.ndarray) -> np.ndarray:
-        """The boluses delivered for these requests (rounded down, capped)."""
-        asked = np.maximum(asked_u, 0.0)
-        self.capped_boluses += int((asked > max_bolus_u + 1e-9).sum())
-        return _floor_to(np.minimum(asked, max_bolus_u), self.spec.bolus_increment_u)
+        """The boluses delivered for these requests (rounded down, capped; caps counted)."""
+        self.capped_boluses += int((np.maximum(asked_u, 0.0) > max_bolus_u + 1e-9).sum())
+        return self.deliverable_u(asked_u, max_bolus_u)
+
+    def deliverable_u(self, units: np.ndarray, max_bolus_u: np.ndarray) -> np.ndarray:
+        """The most of ``units`` one bolus can deliver (rounded down, capped; nothing counted)."""
+        return _floor_to(np.minimum(np.maximum(units, 0.0), max_bolus_u), self.spec.bolus_increment_u)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"temp_rate_u_per_h": self.temp_rate_u_per_h.copy(),

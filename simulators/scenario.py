@@ -14,8 +14,9 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from cgm_ray.config import Strict, read_mapping, validate
+from cgm_ray.errors import ConfigError
 from simulators.behaviour import Behaviour, BehaviourParams, PatientBehaviour, draw
-from simulators.controllers.interface import Controller
+from simulators.controllers.interface import PERIOD_MIN, Controller
 from simulators.controllers.registry import BasalBolusConfig, ControllerSpec
 from simulators.engine import Simulation
 from simulators.meals import FixedMeals, MealPlan, RandomDailyMeals
@@ -191,6 +192,9 @@ def parse_scenario(data: object) -> Scenario:
     """Validate a scenario mapping; errors name the offending field."""
     scenario = validate(Scenario, data)
     scenario.sensor_spec()
+    if scenario.therapy.controller.closes_loop and scenario.duration_min % PERIOD_MIN:
+        raise ConfigError("duration_min", f"must be a multiple of {PERIOD_MIN} with a closed loop (it "
+                          f"decides every {PERIOD_MIN} min), got {scenario.duration_min}")
     if isinstance(scenario.patients, list):
         reference_cohort(scenario.patients)
     return scenario

@@ -326,7 +326,7 @@ def test_max_basal_and_max_iob_hold_a_controller_that_asks_for_50_u_per_h():
     sim = _sim(Scripted(_constant(50.0)), aid=AidSettings(max_iob_u=1.5))
     _, d, _ = _run(sim, n_min)
     lim, sched = sim.loop.limits, sim.loop.schedules
-    np.testing.assert_allclose(lim.max_basal_u_per_h, 4.0 * sched.basal_u_per_h)
+    np.testing.assert_allclose(lim.max_basal_u_per_h, AidSettings().max_basal_multiple * sched.basal_u_per_h)
     c = sim.loop.counts
     assert sim.loop.pump.capped_temps == c.periods == 3 * n_min // PERIOD_MIN  # every request was cut
     low = d.glucose_mgdl < lim.suspend_below_mgdl[:, None]
@@ -365,7 +365,8 @@ def test_low_glucose_suspend_overrides_a_high_temp_and_an_automatic_bolus():
         rate, duration, _ = _constant(50.0)(loop)
         return rate, duration, np.where(loop.glucose_mgdl < threshold, 0.5, 0.0)
 
-    sim = _sim(Scripted(answer), aid=AidSettings(suspend_below_mgdl=threshold, max_iob_u=100.0))
+    sim = _sim(Scripted(answer), aid=AidSettings(suspend_below_mgdl=threshold, max_iob_u=100.0,
+                                                 max_basal_multiple=4.0))
     _, d, _ = _run(sim, 6 * 60)
     low = d.glucose_mgdl < threshold
     assert low.sum() > 20 and (~low).sum() > 20  # measured: 30 and 186 patient-periods

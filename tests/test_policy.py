@@ -60,7 +60,10 @@ def test_a_callable_policy_sets_the_rate_once_the_sensor_reads():
     assert sim.loop.counts.failures == 0 and len(SEEN) == 6 * 12
     assert SEEN[0].shape == (3, 6) and not SEEN[0].any()  # G6 warm-up: nothing seen yet
     low = glucose < 70
-    assert np.all(rate[reading & ~low] == 1.0) and np.all(rate[low] == 0.0)  # the suspend wins
+    cap = np.floor(sim.loop.limits.max_basal_u_per_h / 0.05 + 1e-9) * 0.05
+    expect = np.broadcast_to(np.minimum(1.0, cap)[:, None], rate.shape)
+    assert np.allclose(rate[reading & ~low], expect[reading & ~low])
+    assert np.all(rate[low] == 0.0)  # the suspend wins
 
 
 def test_an_sb3_style_agent_is_called_through_predict():
