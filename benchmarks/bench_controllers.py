@@ -6,19 +6,24 @@
 - ``oref0_decisions_per_s``: the port's decisions alone, best of 20 batches of ``--patients``.
 - ``oref0_parity``: the port against oref0 0.7.1 in Node on the inputs of every decision of a
   closed-loop run of 20 sampled patients x 2 days (the port decides in the loop).
-- ``loop_reference_pd_per_s``: Loop (PyLoopKit) in the loop, ``--loop-patients`` x ``--loop-days``.
+- ``loop_reference_pd_per_s``: Loop (PyLoopKit) in the loop, ``--loop-patients`` x ``--loop-days``,
+  as Ray tasks over patient shards (one per CPU), wall clock.
 - ``reference_cohort``: the 30 reference patients (realistic behaviour, random meals, same seeds)
   under each controller: median and mean over patients of TIR 70-180 and time < 54 mg/dL (%) on
   CGM readings after a day of warm-up.
 Usage: python benchmarks/bench_controllers.py [--json] [--patients 10000] [--days 1] [--skip-reference]
+       [--loop-patients 100] [--loop-days 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -75,12 +80,42 @@ def cohort_outcomes(controller: dict, seed: int) -> dict[str, float]:
             "tbr54_median": float(np.median(tbr54)), "tbr54_mean": float(tbr54.mean())}
 
 
+def loop_reference_pd_per_s(patients: int, days: float, seed: int) -> float:
+    """Wall-clock patient-days per second of Loop (PyLoopKit) in the loop, one Ray task per CPU.
+
+    Run as a trial with a second, open-loop arm (a trial compares arms; that arm takes well under a
+    second of the wall time measured).
+    """
+    import ray
+
+    from actors.trial import run_trial
+    from cgm_ray.cli.ray_runtime import init_ray
+    from simulators.trial import parse_trial
+
+    spec = parse_trial({
+        "name": "bench-loop-reference", "warmup_min": 0, "shards": os.cpu_count() or 1,
+        "scenario": {"duration_min": int(days * 1440), "patients": {"n": patients, "seed": seed},
+                     "seed": seed},
+        "arms": {"open_loop": {"controller": {"algorithm": "basal_bolus"}},
+                 "loop_reference": {"controller": {"algorithm": "loop_reference"}}}})
+    init_ray()
+    try:
+        with tempfile.TemporaryDirectory() as out:
+            started = time.perf_counter()
+            run_trial(spec, Path(out))
+            return patients * days / (time.perf_counter() - started)
+    finally:
+        ray.shutdown()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--patients", type=int, default=10_000)
     parser.add_argument("--days", type=float, default=1.0)
+    parser.add_argument("--loop-patients", type=int, default=100)
+    parser.add_argument("--loop-days", type=float, default=1.0)
     parser.add_argument("--skip-reference", action="store_true",
                         help="skip the 30-patient outcomes and the slow reference controllers")
     args = parser.parse_args()
@@ -100,6 +135,8 @@ def main() -> None:
     else:
         result["oref0_parity"] = {"skipped": "node is not installed"}
     if not args.skip_reference:
+        result["loop_reference_pd_per_s"] = loop_reference_pd_per_s(args.loop_patients, args.loop_days,
+                                                                    args.seed)
         result["reference_cohort"] = {name: cohort_outcomes({"algorithm": name}, args.seed)
                                       for name in CONTROLLERS}
 
@@ -119,6 +156,9 @@ def main() -> None:
               f"suspend agreement {parity['suspend_agreement']:.4f}")
     else:
         print(f"parity with oref0 0.7.1: skipped ({parity['skipped']})")
+    if "loop_reference_pd_per_s" in result:
+        print(f"loop_reference (PyLoopKit), {args.loop_patients} patients x {args.loop_days:g} days on "
+              f"{os.cpu_count()} Ray tasks: {result['loop_reference_pd_per_s']:.3f} patient-days/s")
     for name, out in result.get("reference_cohort", {}).items():
         print(f"30 reference patients, {name:12s} TIR median {out['tir_median']:.1f} % "
               f"(mean {out['tir_mean']:.1f}), <54 median {out['tbr54_median']:.2f} % "
