@@ -29,8 +29,8 @@ import numba
 import numpy as np
 
 from simulators.controllers.oref0 import determine_basal
-from simulators.controllers.oref0_parity import closed_loop_decisions, compare, random_decisions
 from simulators.controllers.oref0_reference import Oref0Reference
+from simulators.oref0_parity import closed_loop_decisions, compare, random_decisions
 from simulators.population import REFERENCE_NAMES
 from simulators.scenario import Scenario, parse_scenario
 

@@ -20,8 +20,8 @@ import numpy as np
 
 from simulators import sensor as sensors
 from simulators.behaviour import SENSITIVITY_PARAMS, SENSITIVITY_STEP_MIN, PatientBehaviour
-from simulators.closed_loop import AidSettings, ClosedLoop, Decisions
-from simulators.controllers.interface import PERIOD_MIN, Controller
+from simulators.closed_loop import ClosedLoop, Decisions
+from simulators.controllers.interface import PERIOD_MIN, AidSettings, Controller
 from simulators.integrator import (
     CF_MGDL_PER_U,
     CORRECT_ABOVE_MGDL,

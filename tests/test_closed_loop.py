@@ -10,9 +10,16 @@ import numpy as np
 import pytest
 
 from cgm_ray.errors import ConfigError
-from simulators.closed_loop import AidSettings, Decisions
+from simulators.closed_loop import Decisions
 from simulators.controllers.insulin import TICKS, InsulinModel, InsulinTracker
-from simulators.controllers.interface import CANCEL_TEMP, NEVER_MIN, PERIOD_MIN, LoopInput, LoopOutput
+from simulators.controllers.interface import (
+    CANCEL_TEMP,
+    NEVER_MIN,
+    PERIOD_MIN,
+    AidSettings,
+    LoopInput,
+    LoopOutput,
+)
 from simulators.controllers.oref0 import insulin_on_board, temp_basal_pulses
 from simulators.controllers.pid import Pid
 from simulators.engine import Simulation

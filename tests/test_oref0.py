@@ -22,19 +22,19 @@ from simulators.controllers import (
     insulin_on_board,
     to_devicestatus,
 )
-from simulators.controllers.oref0_parity import (
+from simulators.controllers.oref0_reference import (
+    Oref0Reference,
+    Oref0ReferenceError,
+    effective_rate,
+    oref0_inputs,
+)
+from simulators.oref0_parity import (
     FEATURES,
     closed_loop_decisions,
     compare,
     compare_iob,
     random_decisions,
     subset,
-)
-from simulators.controllers.oref0_reference import (
-    Oref0Reference,
-    Oref0ReferenceError,
-    effective_rate,
-    oref0_inputs,
 )
 
 NODE = shutil.which("node")

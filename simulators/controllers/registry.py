@@ -14,9 +14,8 @@ from pydantic import Field, field_validator
 
 from cgm_ray.config import Strict
 from cgm_ray.errors import ConfigError
-from simulators.closed_loop import AidSettings
 from simulators.controllers.basal_bolus import BasalBolus
-from simulators.controllers.interface import HISTORY_SLOTS, Controller
+from simulators.controllers.interface import HISTORY_SLOTS, AidSettings, Controller
 from simulators.controllers.loop_reference import LoopReference, LoopSettings
 from simulators.controllers.oref0_loop import Oref0Controller, Oref0ReferenceController, Oref0Settings
 from simulators.controllers.pid import Pid, PidGains
