@@ -51,9 +51,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: $(STAMP)
+bench: $(STAMP) $(LOOP_STAMP) $(if $(HAVE_NODE),$(NODE_STAMP))
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_cohort.py
+	$(BIN)/python benchmarks/bench_controllers.py
 
 clean:
 	rm -rf $(VENV) .node out .pytest_cache
