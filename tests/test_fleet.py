@@ -160,6 +160,29 @@ def test_fresh_sensors_warm_up_and_a_run_resumes_from_its_checkpoints(ray_runtim
         Fleet(other)
 
 
+def test_a_closed_loop_fleet_resumes_its_loops_from_checkpoints(ray_runtime, tmp_path_factory):
+    """oref0 in every patient's loop: a run resumed from checkpoints (pump, insulin on board, CGM
+    history in the state) lands exactly what an uninterrupted in-process run produces."""
+    root = tmp_path_factory.mktemp("loop")
+    loop = {"scenario": {"duration_min": 240, "patients": {"n": 20, "seed": 3}, "seed": 3,
+                         "therapy": {"controller": {"algorithm": "oref0"}}},
+            "sink": {"path": str(root / "landing")}, "speedup": "max", "shards": 2,
+            "checkpoint_dir": str(root / "checkpoints"), "checkpoint_every_min": 60}
+    fleet = Fleet(parse_fleet_config(loop)).start()
+    first = fleet.wait(60)
+    fleet.stop()
+    assert first.state == "finished", first.error
+    longer = parse_fleet_config({**loop, "scenario": {**loop["scenario"], "duration_min": 600}})
+    fleet = Fleet(longer).start()
+    second = fleet.wait(60)
+    fleet.stop()
+    assert second.state == "finished", second.error
+    assert [s.restored_from_min for s in second.shards] == [240, 240]
+    expected = expected_readings(longer)
+    assert second.acked == len(expected) > 0
+    assert_exactly(landed(longer), expected)
+
+
 def test_shards_export_ray_metrics(ray_runtime, tmp_path_factory):
     # Three shards: the shard="2" series are this fleet's alone (the others run two).
     config = fleet_config(tmp_path_factory.mktemp("metrics"), n=90, duration_min=240, shards=3)
@@ -198,6 +221,8 @@ BASE = {"scenario": {"duration_min": 60, "patients": {"n": 10}}, "sink": {"path"
     ({"speedup": "fast"}, "speedup"),
     ({"shards": 11}, "shards"),
     ({"tick_min": 5, "checkpoint_every_min": 12}, "checkpoint_every_min"),
+    ({"scenario": {"duration_min": 60, "patients": {"n": 5}, "therapy": {"controller": {"algorithm": "pid"}}},
+      "tick_min": 3, "checkpoint_every_min": 3}, "tick_min"),
     ({"sink": {"kind": "kafka", "path": "x"}}, "sink.kind"),
 ])
 def test_bad_fleet_configs_name_the_field(change, field):
