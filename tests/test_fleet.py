@@ -134,6 +134,21 @@ def test_pause_resume_stop(ray_runtime, tmp_path_factory):
     assert_exactly(landed(config), expected_readings(config, until_min=status.minute))
 
 
+def run_then_extend(config: dict, longer_min: int):
+    """Run a 240-min fleet to its end, then the same fleet longer: every shard resumes at 240."""
+    fleet = Fleet(parse_fleet_config(config)).start()
+    first = fleet.wait(60)
+    fleet.stop()
+    assert first.state == "finished", first.error
+    longer = parse_fleet_config({**config, "scenario": {**config["scenario"], "duration_min": longer_min}})
+    fleet = Fleet(longer).start()
+    second = fleet.wait(60)
+    fleet.stop()
+    assert second.state == "finished", second.error
+    assert [s.restored_from_min for s in second.shards] == [240, 240]
+    return longer, second
+
+
 def test_fresh_sensors_warm_up_and_a_run_resumes_from_its_checkpoints(ray_runtime,
                                                                        tmp_path_factory):
     root = tmp_path_factory.mktemp("resume")
@@ -141,16 +156,7 @@ def test_fresh_sensors_warm_up_and_a_run_resumes_from_its_checkpoints(ray_runtim
                           "sensor": {"model": "dexcom_g6", "start": "fresh"}},
              "sink": {"path": str(root / "landing")}, "speedup": "max", "shards": 2,
              "checkpoint_dir": str(root / "checkpoints"), "checkpoint_every_min": 60}
-    fleet = Fleet(parse_fleet_config(fresh)).start()
-    first = fleet.wait(60)
-    fleet.stop()
-    assert first.state == "finished", first.error  # windows in the 2 h warm-up hold nothing
-    longer = parse_fleet_config({**fresh, "scenario": {**fresh["scenario"], "duration_min": 480}})
-    fleet = Fleet(longer).start()
-    second = fleet.wait(60)
-    fleet.stop()
-    assert second.state == "finished", second.error
-    assert [s.restored_from_min for s in second.shards] == [240, 240]
+    longer, second = run_then_extend(fresh, 480)  # windows in the 2 h warm-up hold nothing
     expected = expected_readings(longer)
     assert min(ts for _, ts, _ in expected) >= longer.scenario.start_ms + 120 * 60_000
     assert second.acked == len(expected)
@@ -168,16 +174,7 @@ def test_a_closed_loop_fleet_resumes_its_loops_from_checkpoints(ray_runtime, tmp
                          "therapy": {"controller": {"algorithm": "oref0"}}},
             "sink": {"path": str(root / "landing")}, "speedup": "max", "shards": 2,
             "checkpoint_dir": str(root / "checkpoints"), "checkpoint_every_min": 60}
-    fleet = Fleet(parse_fleet_config(loop)).start()
-    first = fleet.wait(60)
-    fleet.stop()
-    assert first.state == "finished", first.error
-    longer = parse_fleet_config({**loop, "scenario": {**loop["scenario"], "duration_min": 600}})
-    fleet = Fleet(longer).start()
-    second = fleet.wait(60)
-    fleet.stop()
-    assert second.state == "finished", second.error
-    assert [s.restored_from_min for s in second.shards] == [240, 240]
+    longer, second = run_then_extend(loop, 600)
     expected = expected_readings(longer)
     assert second.acked == len(expected) > 0
     assert_exactly(landed(longer), expected)
