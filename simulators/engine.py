@@ -140,6 +140,7 @@ class Simulation:
         self.x = np.array(model.initial_state(cohort), dtype=np.float64, order="C")  # a copy
         self.meal_state = np.zeros((n, N_MEAL_STATE))
         self.sensor_state = sensors.SensorState.new(sensor, cohort.keys, seed, staggered_sensors)
+        self._drift = sensors.DriftCache.new(n)  # not state: drawn again after a restore
         self._buffer_lo = self._buffer_hi = 0
         self.behaviour = behaviour
         self._habits = behaviour.bolus_habits() if behaviour is not None else None
@@ -216,7 +217,7 @@ class Simulation:
             _csr(bol.patient, n), bol.minute, bol.units, bol.correct, self.behaviour_rows,
             self.hypo_state, self.cohort.keys, self.seed, gsub, bg, rescue_g)
         readings = sensors.sample(self.sensor, self.sensor_state, gsub, t0, self.cohort.keys,
-                                  self.seed)
+                                  self.seed, self._drift)
         rescues = None
         if treats:
             patient, minute = np.nonzero(rescue_g)
