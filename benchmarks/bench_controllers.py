@@ -42,33 +42,28 @@ CONTROLLERS = ("basal_bolus", "pid", "oref0")
 COHORT_DAYS = 7
 
 
-def closed_loop_pd_per_s(scenario: Scenario) -> float:
-    """Patient-days per second of ``scenario`` in this process (numba's threads over all cores),
-    after a warm-up hour (compiles the kernels)."""
-    sim = scenario.build()
-    for _ in sim.run(60):
-        pass
-    started = time.perf_counter()
-    for _ in sim.run(scenario.duration_min):
-        pass
-    return scenario.n_patients * scenario.duration_min / 1440 / (time.perf_counter() - started)
-
-
 class _Shard:
-    """Patients [lo, hi) of a scenario in a Ray actor with one numba thread, as a fleet shard runs."""
+    """Patients [lo, hi) of a scenario on ``threads`` numba threads (a fleet shard has one)."""
 
-    def __init__(self, scenario: Scenario, lo: int, hi: int) -> None:
-        numba.set_num_threads(1)
+    def __init__(self, scenario: Scenario, lo: int, hi: int, threads: int = 1) -> None:
+        numba.set_num_threads(threads)
         self.scenario = scenario
         self.sim = scenario.build(scenario.cohort(lo, hi))
         for _ in self.sim.run(60):  # compile the kernels before the clock starts
             pass
 
     def run(self) -> float:
+        """Seconds to simulate the scenario's duration."""
         started = time.perf_counter()
         for _ in self.sim.run(self.scenario.duration_min):
             pass
         return time.perf_counter() - started
+
+
+def closed_loop_pd_per_s(scenario: Scenario) -> float:
+    """Patient-days per second of ``scenario`` in this process on all of numba's threads."""
+    shard = _Shard(scenario, 0, scenario.n_patients, numba.config.NUMBA_NUM_THREADS)
+    return scenario.n_patients * scenario.duration_min / 1440 / shard.run()
 
 
 def sharded_pd_per_s(scenario: Scenario, shards: int) -> float:

@@ -187,17 +187,13 @@ class _RecordingOref0(Oref0Controller):
         return super().decide(loop)
 
 
-def _stack(parts: list, cls: type) -> object:
-    """Dataclasses of per-patient arrays (scalars broadcast) as one of all their rows."""
-    n = [np.asarray(p.glucose_mgdl if hasattr(p, "glucose_mgdl") else p.current_basal_u_per_h).shape[0]
-         for p in parts]
-
-    def rows(p: object, name: str, k: int) -> np.ndarray:
+def _stack(parts: list, cls: type, n: int) -> object:
+    """Dataclasses of ``n`` patients' fields (arrays, or scalars for all) as one of all their rows."""
+    def rows(p: object, name: str) -> np.ndarray:
         v = np.asarray(getattr(p, name))
-        return v if v.ndim else np.full(k, v.item())
+        return v if v.ndim else np.full(n, v.item())
 
-    return cls(**{f.name: np.concatenate([rows(p, f.name, k) for p, k in zip(parts, n, strict=True)])
-                  for f in fields(cls)})
+    return cls(**{f.name: np.concatenate([rows(p, f.name) for p in parts]) for f in fields(cls)})
 
 
 def closed_loop_decisions(n_patients: int, days: float, seed: int, features: str = "basic"
@@ -217,7 +213,8 @@ def closed_loop_decisions(n_patients: int, days: float, seed: int, features: str
         pass
     states = [v[0] for v in controller.views]
     profiles = [v[1] for v in controller.views]
-    return _stack(states, Oref0State), _stack(profiles, Oref0Profile)  # type: ignore[return-value]
+    return (_stack(states, Oref0State, n_patients),  # type: ignore[return-value]
+            _stack(profiles, Oref0Profile, n_patients))
 
 
 @dataclass(frozen=True)

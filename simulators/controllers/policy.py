@@ -24,6 +24,7 @@ from cgm_ray.errors import ConfigError
 from simulators.controllers.interface import LoopInput, LoopOutput
 
 TEMP_MIN = 30
+FRESH_READING_MIN = 30  # the policy acts while its newest reading is younger than this
 
 
 class PolicyReason(IntEnum):
@@ -77,7 +78,7 @@ class PolicyController:
         else:
             actions = self.policy(obs)
         rate = np.asarray(actions, dtype=np.float64).reshape(n)  # a wrong shape raises: contained
-        seen = ~np.isnan(loop.glucose_mgdl) | (loop.cgm_age_min < TEMP_MIN)
+        seen = ~np.isnan(loop.glucose_mgdl) | (loop.cgm_age_min < FRESH_READING_MIN)
         return LoopOutput(np.maximum(rate, 0.0), np.where(seen, float(TEMP_MIN), 0.0), np.zeros(n),
                           np.where(seen, PolicyReason.RATE, PolicyReason.NO_CGM).astype(np.int8),
                           np.empty((n, 0)))
