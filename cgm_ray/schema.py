@@ -61,3 +61,19 @@ TREATMENT_SCHEMA = pa.schema([
     pa.field("correction", pa.bool_()),
 ])
 
+
+# What the ingest stores durably of Nightscout documents (treatments, devicestatus, profile,
+# and entries other than sgv): one row per version of a document, appended on every create,
+# update and delete, so the newest ``srv_modified_ms`` of an ``identifier`` is its state.
+# ``document`` is the normalised record as JSON, carrying ``_id``, ``identifier``, ``date``
+# (epoch ms), ``srvCreated``, ``srvModified`` and, once deleted, ``isValid: false``.
+DOCUMENT_COLLECTIONS = ("treatments", "devicestatus", "profile", "entries")
+DOCUMENT_SCHEMA = pa.schema([
+    pa.field("patient_id", pa.string(), nullable=False),
+    pa.field("collection", pa.string(), nullable=False),  # one of DOCUMENT_COLLECTIONS
+    pa.field("identifier", pa.string(), nullable=False),  # stable per document (UUID)
+    pa.field("date_ms", pa.int64(), nullable=False),  # the event's time, epoch ms UTC
+    pa.field("srv_modified_ms", pa.int64(), nullable=False),  # when this version was stored
+    pa.field("is_valid", pa.bool_(), nullable=False),  # false: deleted (soft, as API v3)
+    pa.field("document", pa.string(), nullable=False),  # the record, JSON
+])

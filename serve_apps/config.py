@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from cgm_ray.config import Strict
+from cgm_ray.glucose.units import GlucoseUnits
 from cgm_ray.schema import EARLIEST_TS_MS
 
 
@@ -16,6 +17,9 @@ class IngestConfig(Strict):
     data_dir: str = Field("out/ingest", description="write-ahead logs and registry state")
     landing_dir: str = Field("out/lake/landing/ingest",
                              description="closed log segments, loaded by the lake ETL")
+    documents_landing_dir: str = Field(
+        "out/lake/landing/documents", description="closed log segments of Nightscout documents "
+        "(treatments, devicestatus, profiles), loaded by the lake ETL")
     partitions: int = Field(1, ge=1, le=256, description=(
         "stateful partitions (by patient); each coalesced write costs one call per partition "
         "it touches, so one is fastest on 2 cores: add partitions with cores and sensors"))
@@ -36,4 +40,6 @@ class IngestConfig(Strict):
     api_secret_env: str = Field("API_SECRET", description="environment variable holding the secret")
     rate_limit_per_s: float = Field(200.0, gt=0, description="requests/s per credential (burst 2x)")
     site_name: str = "cgm-ray"
+    units: GlucoseUnits = Field("mg/dl", description="display units of the Nightscout routes "
+                                "(status.json, profiles, properties): 'mg/dl' or 'mmol'")
     default_patient: str = Field("default", description="patient of the API-secret Nightscout routes")
