@@ -23,7 +23,7 @@ from serve_apps.http_api import HTTPProblem, api, example, int_param
 from serve_apps.ingress_base import IngressBase
 from serve_apps.nightscout.documents import TIME_FIELDS, Document, normalise
 from serve_apps.nightscout.properties import properties
-from serve_apps.nightscout.query import Filter, v1_filters
+from serve_apps.nightscout.query import Filter, time_bounds, v1_filters
 from serve_apps.nightscout.status import status, verifyauth
 from serve_apps.openapi_docs import (
     DEVICESTATUS_BODY,
@@ -156,13 +156,10 @@ class NightscoutV1(IngressBase):
 
     async def _ns_entries(self, request: Request, count: int, kind: str | None) -> list[dict]:
         patient_id = await self._ns_reader(request)
-        q = request.query_params
-        since = int_param(q, "find[date][$gte]", "find[date][$gt]")
-        until = int_param(q, "find[date][$lte]", "find[date][$lt]")
-        if q.get("find[date][$gt]") is not None:
-            since += 1
-        if q.get("find[date][$lt]") is not None:
-            until -= 1
+        try:
+            since, until = time_bounds(v1_filters(request.query_params), ("date", "dateString"))
+        except InvalidBody as exc:
+            raise HTTPProblem(400, "Bad Request", str(exc)) from None
         rows: list[dict] = []
         if kind in (None, "sgv"):
             rows = await self._partition(patient_id).entries.remote(patient_id, count, since,
