@@ -13,8 +13,8 @@ from pydantic import BaseModel
 from cgm_ray.schema import ARROW_STREAM
 from serve_apps.validation import ALERT_TYPES, NightscoutEntry, ReadingBatch
 
-__all__ = ["ENTRIES_BODY", "ERRORS", "READINGS_BODY", "SETTINGS_DISABLED", "Problem", "errors",
-           "json_body"]
+__all__ = ["DOCUMENTS_BODY", "ENTRIES_BODY", "ERRORS", "READINGS_BODY", "SETTINGS_DISABLED",
+           "Problem", "errors", "json_body"]
 
 
 class Problem(BaseModel):
@@ -79,3 +79,9 @@ READINGS_BODY = {"required": True, "content": {
 _ENTRY = _schema(NightscoutEntry)
 ENTRIES_BODY = {"required": True, "content": {"application/json": {"schema": {
     "anyOf": [_ENTRY, {"type": "array", "items": _ENTRY}]}}}}
+
+# Nightscout documents (treatments, device statuses, profiles): free-form objects whose known
+# fields are checked (serve_apps.nightscout.documents), one or a list.
+_DOCUMENT = {"type": "object", "additionalProperties": True}
+DOCUMENTS_BODY = {"required": True, "content": {"application/json": {"schema": {
+    "anyOf": [_DOCUMENT, {"type": "array", "items": _DOCUMENT, "minItems": 1}]}}}}
