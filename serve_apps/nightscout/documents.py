@@ -27,6 +27,7 @@ from serve_apps.validation import SAFE_INT, InvalidBody
 NIGHTSCOUT_NAMESPACE = uuid.UUID(bytes=b"NightscoutRocks!")
 OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
 MAX_FIELDS = 200  # top-level fields of one document
+LATEST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time ISO 8601 writes
 
 # Nightscout coerces these treatment fields to numbers and drops them when empty or zero
 # (``prepareData``); duration and absolute are kept at zero (a zero temp basal is a dose).
@@ -73,9 +74,9 @@ def parse_time(value: Any, field: str) -> tuple[int, int]:
         raise InvalidBody(field, "must be an ISO 8601 time or epoch milliseconds")
     if isinstance(value, int | float) or (isinstance(value, str) and _is_number(value)):
         ms = float(value)
-        if not math.isfinite(ms) or not 0 <= ms <= SAFE_INT:
-            raise InvalidBody(field, "epoch milliseconds out of range")
-        return int(ms), 0
+        if not math.isfinite(ms):
+            raise InvalidBody(field, "must be finite epoch milliseconds")
+        return _in_range(int(ms), field), 0
     if not isinstance(value, str):
         raise InvalidBody(field, "must be an ISO 8601 time or epoch milliseconds")
     text = value.strip().replace(" ", "T", 1) if "T" not in value else value.strip()
@@ -90,10 +91,17 @@ def parse_time(value: Any, field: str) -> tuple[int, int]:
     try:
         ms = int(when.timestamp() * 1000)
     except (OverflowError, OSError, ValueError):
-        raise InvalidBody(field, "time out of range") from None
-    if not 0 <= ms <= SAFE_INT:
-        raise InvalidBody(field, "time out of range")
-    return ms, int(offset.total_seconds() // 60) if offset is not None else 0
+        raise InvalidBody(field, "too old or too far in the future") from None
+    return _in_range(ms, field), int(offset.total_seconds() // 60) if offset is not None else 0
+
+
+def _in_range(ms: int, field: str) -> int:
+    """Times from 1970 to 9999 (what ISO 8601 text and every JSON parser can hold)."""
+    if ms < 0:
+        raise InvalidBody(field, "too old: before 1970-01-01")
+    if ms > LATEST_MS:
+        raise InvalidBody(field, "too far in the future (after 9999)")
+    return ms
 
 
 def _is_number(text: str) -> bool:
@@ -148,6 +156,9 @@ def _given_identity(fields: dict) -> tuple[str | None, str | None]:
     """The client's own identifier and ``_id``: a non-ObjectId ``_id`` (Loop's UUIDs) is an
     identifier, as in Nightscout's ``normalizeTreatmentId``."""
     identifier, oid = fields.pop("identifier", None), fields.pop("_id", None)
+    if oid is not None and (not isinstance(oid, str | int) or isinstance(oid, bool)
+                            or not 0 < len(str(oid)) <= 128):
+        raise InvalidBody("_id", "must be a string of 1-128 characters")
     if oid is not None and not (isinstance(oid, str) and OBJECT_ID.match(oid)):
         identifier = identifier or str(oid)
         oid = None
@@ -228,7 +239,7 @@ def _profile(fields: dict, now_ms: int) -> Document:
     default = fields.get("defaultProfile")
     if default is None:
         fields["defaultProfile"] = default = next(iter(store))
-    if default not in store:
+    if not isinstance(default, str) or default not in store:
         raise InvalidBody("defaultProfile", f"names no profile of store: {default!r}")
     for name, profile in store.items():
         if not isinstance(profile, dict):
@@ -272,8 +283,9 @@ def _schedule(items: Any, field: str) -> list[dict]:
 def _entry(fields: dict, now_ms: int) -> Document:
     identifier, oid = _given_identity(fields)
     kind = fields.get("type")
-    if kind not in ("mbg", "cal", "etc"):
-        raise InvalidBody("type", "must be 'mbg', 'cal' or 'etc' (sgv entries are readings)")
+    if not isinstance(kind, str) or not 0 < len(kind) <= 32 or kind == "sgv":
+        raise InvalidBody("type", "must be 'mbg', 'cal' or another type of 1-32 characters "
+                          "(sgv entries are readings)")
     when = fields.get("date") if fields.get("date") is not None else fields.get("dateString")
     if when is None:
         raise InvalidBody("date", "date (epoch ms) or dateString required")

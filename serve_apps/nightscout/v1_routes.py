@@ -25,7 +25,13 @@ from serve_apps.nightscout.documents import TIME_FIELDS, Document, normalise
 from serve_apps.nightscout.properties import properties
 from serve_apps.nightscout.query import Filter, v1_filters
 from serve_apps.nightscout.status import status, verifyauth
-from serve_apps.openapi_docs import DOCUMENTS_BODY, ENTRIES_BODY, errors
+from serve_apps.openapi_docs import (
+    DEVICESTATUS_BODY,
+    ENTRIES_BODY,
+    PROFILE_BODY,
+    TREATMENTS_BODY,
+    errors,
+)
 from serve_apps.validation import InvalidBody, InvalidReadings, NightscoutEntry, entries_table
 
 DEFAULT_WINDOW_MS = 4 * 86_400_000  # Nightscout's deltaAgo: queries without a time see 4 days
@@ -56,14 +62,14 @@ class NightscoutV1(IngressBase):
         return patient_id
 
     async def _json_items(self, request: Request, name: str) -> list[Any]:
-        """The body as a list of records (one object or an array of them)."""
+        """The body as a list of records (one object or an array of them, maybe empty)."""
         try:
             data = json.loads(await self._body(request))
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            # what is stored is answered back as UTF-8: a lone surrogate ("\\ud800") can't be
+            json.dumps(data, ensure_ascii=False).encode()
+        except (json.JSONDecodeError, UnicodeError, RecursionError) as exc:
             raise HTTPProblem(400, "Bad Request", f"malformed JSON: {exc}") from None
         items = data if isinstance(data, list) else [data]
-        if not items:
-            raise HTTPProblem(422, "Unprocessable Entity", f"{name}: the list is empty")
         if len(items) > self.config.max_batch:
             raise HTTPProblem(422, "Unprocessable Entity",
                               f"{name}: at most {self.config.max_batch} records per request")
@@ -136,7 +142,7 @@ class NightscoutV1(IngressBase):
         others = self._normalise("entries", other)
         try:
             entries = [NightscoutEntry.model_validate(x) for x in sgv]
-            table, _ = entries_table(entries, patient_id)
+            table = entries_table(entries, patient_id)
         except ValidationError as exc:
             err = exc.errors()[0]
             raise HTTPProblem(422, "Unprocessable Entity",
@@ -220,7 +226,7 @@ class NightscoutV1(IngressBase):
 
     @api.post("/api/v1/treatments", responses=errors(400, 401, 403, 413, 422, 429, 503),
               summary="Nightscout: store treatments (object or array; upserts on identifier, "
-              "_id, or created_at + eventType)", openapi_extra={"requestBody": DOCUMENTS_BODY})
+              "_id, or created_at + eventType)", openapi_extra={"requestBody": TREATMENTS_BODY})
     @api.post("/api/v1/treatments.json", include_in_schema=False)
     @api.put("/api/v1/treatments", include_in_schema=False)
     @api.put("/api/v1/treatments.json", include_in_schema=False)
@@ -249,7 +255,7 @@ class NightscoutV1(IngressBase):
 
     @api.post("/api/v1/devicestatus", responses=errors(400, 401, 403, 413, 422, 429, 503),
               summary="Nightscout: store device statuses (object or array)",
-              openapi_extra={"requestBody": DOCUMENTS_BODY})
+              openapi_extra={"requestBody": DEVICESTATUS_BODY})
     @api.post("/api/v1/devicestatus.json", include_in_schema=False)
     async def ns_post_devicestatus(self, request: Request) -> list[dict]:
         _, patient_id = self._ns_writer(request)
@@ -289,7 +295,7 @@ class NightscoutV1(IngressBase):
 
     @api.post("/api/v1/profile", responses=errors(400, 401, 403, 413, 422, 429, 503),
               summary="Nightscout: store a profile (store, defaultProfile, startDate)",
-              openapi_extra={"requestBody": DOCUMENTS_BODY})
+              openapi_extra={"requestBody": PROFILE_BODY})
     @api.post("/api/v1/profile.json", include_in_schema=False)
     @api.put("/api/v1/profile", include_in_schema=False)
     @api.put("/api/v1/profile.json", include_in_schema=False)
