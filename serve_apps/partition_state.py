@@ -238,8 +238,9 @@ class PartitionState:
             if until_ms is not None:
                 sel &= ts <= until_ms
             arrows = direction(slope[sel])
+            device = sensor_id.removeprefix(f"{patient_id}/")  # a Nightscout upload's label
             for t, v, f, s, a in zip(ts[sel], g[sel], flag[sel], slope[sel], arrows):
-                rows.append((int(t), float(v), int(f), float(s), str(a), sensor_id))
+                rows.append((int(t), float(v), int(f), float(s), str(a), sensor_id, device))
         rows.sort(key=lambda r: r[0], reverse=True)
         return [_entry(*r) for r in rows[:count]]
 
@@ -272,10 +273,11 @@ class PartitionState:
         return out
 
 
-def _entry(ts_ms: int, glucose: float, flag: int, slope: float, arrow: str, device: str) -> dict:
+def _entry(ts_ms: int, glucose: float, flag: int, slope: float, arrow: str, sensor_id: str,
+           device: str) -> dict:
     delta = None if np.isnan(slope) else round(slope * 5.0, 2)
     return {
-        "_id": f"{device}:{ts_ms}", "type": "sgv", "sgv": int(round(glucose)), "date": ts_ms,
+        "_id": f"{sensor_id}:{ts_ms}", "type": "sgv", "sgv": int(round(glucose)), "date": ts_ms,
         "dateString": datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
         .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "direction": arrow, "delta": 0.0 if delta is None else delta, "device": device,

@@ -72,7 +72,7 @@ def test_valid_json_and_arrow_batches_become_landing_rows():
     (with_(glucose_mgdl=[19.9, 100]), "glucose_mgdl (row 0): must be within 20-600 mg/dL, got 19.9"),
     (with_(range_flag=[0, 2]), "range_flag (row 1): Input should be -1, 0 or 1"),
     (with_(patient_id=["p", ""]), "patient_id (row 1): must be 1-64 characters"),
-    (with_(sensor_id=["s" * 65, "s"]), "sensor_id (row 0): must be 1-64 characters"),
+    (with_(sensor_id=["s" * 130, "s"]), "sensor_id (row 0): must be 1-129 characters"),
     (with_(extra=[1, 2]), "extra: Extra inputs are not permitted"),
     ({k: v for k, v in OK.items() if k != "ts_ms"}, "ts_ms: Field required"),
 ])
@@ -121,7 +121,7 @@ def test_nightscout_sgv_entries_become_readings():
     table = entries_table(entries(
         {"type": "sgv", "sgv": 120, "date": NOW, "device": "xDrip"},
         {"sgv": 118, "dateString": "2026-09-21T12:00:00.000z"}), "pat")
-    assert table.column("sensor_id").to_pylist() == ["xDrip", "nightscout"]
+    assert table.column("sensor_id").to_pylist() == ["pat/xDrip", "pat/nightscout"]
     assert table.column("ts_ms").to_pylist() == [NOW, 1_789_992_000_000]
     assert table.column("patient_id").to_pylist() == ["pat", "pat"]
 

@@ -152,7 +152,10 @@ class NightscoutV1(IngressBase):
         if table.num_rows:
             await self._store(table, principal)
         stored = await self._put(patient_id, others)
-        return [e.model_dump(exclude_none=True) for e in entries] + stored
+        readings = [{**e.model_dump(exclude_none=True), "sgv": round(e.sgv), "date": ts_ms,
+                     "_id": f"{sensor}:{ts_ms}"} for e, sensor, ts_ms in zip(
+            entries, table.column("sensor_id").to_pylist(), table.column("ts_ms").to_pylist())]
+        return readings + stored
 
     async def _ns_entries(self, request: Request, count: int, kind: str | None) -> list[dict]:
         patient_id = await self._ns_reader(request)
@@ -324,6 +327,12 @@ class NightscoutV1(IngressBase):
                 "canRead": False, "canWrite": False, "isAdmin": False,
                 "message": "UNAUTHORIZED", "rolefound": "NOTFOUND", "permissions": "DEFAULT"}}
         return {"status": 200, "message": verifyauth(principal)}
+
+    @api.get("/api/v1/experiments/test", responses=errors(401, 429),
+             summary="Nightscout: does this credential work? (Loop checks a site with it)")
+    async def ns_experiments_test(self, request: Request) -> dict:
+        self._principal(request)
+        return {"status": "ok"}
 
     @api.get("/api/v2/properties", responses=errors(401, 403, 429),
              summary="Nightscout: bgnow, delta, direction, iob, cob and basal")
