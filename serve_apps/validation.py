@@ -21,6 +21,7 @@ import pyarrow.ipc as ipc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cgm_ray.glucose.alerts import AlertType
+from cgm_ray.glucose.trend import TREND_CODES, TREND_NAMES
 from cgm_ray.schema import ARROW_STREAM, EARLIEST_TS_MS, LANDING_SCHEMA
 
 GLUCOSE_RANGE_MGDL = (20.0, 600.0)
@@ -175,9 +176,13 @@ def check_table(table: pa.Table, now_ms: int, max_future_skew_s: int, min_ts_ms:
                 if "range_flag" in table.column_names else None)
         patients = table.column("patient_id").cast(pa.string()).combine_chunks()
         sensors = table.column("sensor_id").cast(pa.string()).combine_chunks()
+        trend = (table.column("trend").fill_null(0).cast(pa.int8()).to_numpy()
+                 if "trend" in table.column_names else None)
     except pa.ArrowException as exc:
         raise InvalidReadings("readings", f"wrong column type: {exc}") from None
-    return _landing(patients, sensors, ts, g, flag, now_ms, max_future_skew_s, min_ts_ms)
+    if trend is not None and len(bad := np.flatnonzero((trend < 0) | (trend >= len(TREND_NAMES)))):
+        raise InvalidReadings("trend", f"must be 0-{len(TREND_NAMES) - 1}", int(bad[0]))
+    return _landing(patients, sensors, ts, g, flag, now_ms, max_future_skew_s, min_ts_ms, trend)
 
 
 def check_batch(batch: ReadingBatch, now_ms: int, max_future_skew_s: int, min_ts_ms: int,
@@ -205,7 +210,7 @@ def check_batch(batch: ReadingBatch, now_ms: int, max_future_skew_s: int, min_ts
 
 def _landing(patients: pa.Array, sensors: pa.Array, ts: np.ndarray, g: np.ndarray,
              flag: np.ndarray | None, now_ms: int, max_future_skew_s: int,
-             min_ts_ms: int) -> pa.Table:
+             min_ts_ms: int, trend: np.ndarray | None = None) -> pa.Table:
     """Range checks shared by every input form, then the write-ahead log's row layout."""
     n = len(ts)
     flag = np.zeros(n, np.int8) if flag is None else flag
@@ -225,7 +230,8 @@ def _landing(patients: pa.Array, sensors: pa.Array, ts: np.ndarray, g: np.ndarra
     _check_ids(patients, "patient_id")
     _check_ids(sensors, "sensor_id", MAX_SENSOR_ID_LEN)
     return pa.table([patients, sensors, pa.array(ts), pa.array(g, pa.float32()),
-                     pa.array(flag, pa.int8()), pa.array(np.full(n, now_ms, np.int64))],
+                     pa.array(flag, pa.int8()), pa.array(np.full(n, now_ms, np.int64)),
+                     pa.array(np.zeros(n, np.int8) if trend is None else trend, pa.int8())],
                     schema=LANDING_SCHEMA)
 
 
@@ -278,5 +284,15 @@ def entries_table(rows: list[NightscoutEntry], patient_id: str) -> pa.Table:
         "sensor_id": [nightscout_sensor(patient_id, e.device) for e in rows],
         "ts_ms": pa.array([int(e.date) for e in rows], pa.int64()),
         "glucose_mgdl": pa.array([e.sgv for e in rows], pa.float64()),
+        "trend": pa.array([_trend_code(e) for e in rows], pa.int8()),
     })
     return table
+
+
+def _trend_code(entry: NightscoutEntry) -> int:
+    """The uploader's arrow as a trend code: its ``direction`` name, else its ``trend``
+    number (Dexcom Share sends only that), else 0."""
+    if entry.direction in TREND_CODES:
+        return TREND_CODES[entry.direction]
+    number = (entry.model_extra or {}).get("trend")
+    return number if isinstance(number, int) and 0 < number < len(TREND_NAMES) else 0

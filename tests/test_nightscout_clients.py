@@ -218,8 +218,6 @@ def test_share2nightscout_bridge_uploads_readings_the_server_serves(bridge_run):
     assert {e["device"] for e in run.served} == {"share2"}
 
 
-@pytest.mark.xfail(strict=True, reason="the ingest serves a direction computed from the readings, not the "
-                   "arrow the uploader sent (serve_apps/partition_state.py entries)")
 def test_uploaded_trend_arrows_are_served_as_sent(bridge_run):
     expected = ["NOT COMPUTABLE" if t == "NotComputable" else t for t in _TRENDS]
     assert [e["direction"] for e in bridge_run.served] == expected

@@ -17,6 +17,7 @@ from serve_apps.validation import (
     Snooze,
     check_disabled,
     check_readings,
+    check_table,
     entries_table,
     parse_batch,
 )
@@ -154,3 +155,15 @@ def test_the_documented_schema_states_the_checked_limits():
             schema["glucose_mgdl"]["items"]["maximum"]) == (20, 600)
     assert schema["patient_id"]["items"] == {"type": "string", "minLength": 1, "maxLength": 64}
     assert Snooze.model_json_schema()["properties"]["type"]["enum"][0] == "urgent_low"
+
+
+def test_nightscout_arrows_are_kept_as_trend_codes():
+    table = entries_table(entries(
+        {"sgv": 120, "date": NOW, "direction": "SingleUp"},
+        {"sgv": 121, "date": NOW + 1, "trend": 7},
+        {"sgv": 122, "date": NOW + 2, "direction": "sideways"}), "pat")
+    assert table.column("trend").to_pylist() == [2, 7, 0]
+    landed = check_table(table, NOW, 300, 0, 10)
+    assert landed.column("trend").to_pylist() == [2, 7, 0]
+    with pytest.raises(InvalidReadings, match="trend"):
+        check_table(table.set_column(4, "trend", pa.array([1, 2, 10], pa.int8())), NOW, 300, 0, 10)
