@@ -79,3 +79,69 @@ DOCUMENT_SCHEMA = pa.schema([
     pa.field("is_valid", pa.bool_(), nullable=False),  # false: deleted (soft, as API v3)
     pa.field("document", pa.string(), nullable=False),  # the record, JSON
 ])
+
+# The lake's tables of Nightscout documents (``<table>/bucket=NNN/part-<run>.parquet``, one
+# file per patient bucket, rows sorted by (patient_id, ts)): the newest version of every
+# document not deleted. ``ts`` is the event's time (the landing row's ``date_ms``),
+# ``srv_modified_ms`` that of the version kept, ``document`` the whole record as JSON; the
+# other columns are taken from it (null where the record has no such field).
+_DOCUMENT_KEY = [
+    pa.field("patient_id", pa.string(), nullable=False),
+    pa.field("identifier", pa.string(), nullable=False),
+    pa.field("ts", pa.timestamp("ms", tz="UTC"), nullable=False),
+    pa.field("srv_modified_ms", pa.int64(), nullable=False),
+]
+_DOCUMENT_JSON = pa.field("document", pa.string(), nullable=False)
+
+LAKE_TREATMENTS_SCHEMA = pa.schema([
+    *_DOCUMENT_KEY,
+    pa.field("event_type", pa.string()),  # Meal Bolus, Correction Bolus, Temp Basal, ...
+    pa.field("insulin_u", pa.float64()),
+    pa.field("carbs_g", pa.float64()),
+    pa.field("duration_min", pa.float64()),
+    pa.field("rate_u_per_h", pa.float64()),  # a temp basal's rate: ``absolute``, else ``rate``
+    pa.field("rate_change_pct", pa.float64()),  # a temp basal's ``percent``: -50 is half the schedule
+    pa.field("entered_by", pa.string()),
+    _DOCUMENT_JSON,
+])
+
+LAKE_DEVICESTATUS_SCHEMA = pa.schema([
+    *_DOCUMENT_KEY,
+    pa.field("device", pa.string()),  # loop://iPhone, openaps://rig, ...
+    pa.field("iob_u", pa.float64()),  # insulin on board
+    pa.field("cob_g", pa.float64()),  # carbohydrate on board
+    pa.field("reservoir_u", pa.float64()),
+    pa.field("pump_battery_pct", pa.float64()),
+    pa.field("uploader_battery_pct", pa.float64()),
+    pa.field("enacted_rate_u_per_h", pa.float64()),  # the temp basal the loop last set
+    pa.field("enacted_duration_min", pa.float64()),
+    _DOCUMENT_JSON,
+])
+
+# A basal schedule: rates from a local time of day (seconds after midnight) on, ascending.
+BASAL_SCHEDULE_TYPE = pa.list_(pa.struct([
+    pa.field("start_s", pa.int32(), nullable=False),
+    pa.field("rate_u_per_h", pa.float64(), nullable=False),
+]))
+
+LAKE_PROFILES_SCHEMA = pa.schema([
+    *_DOCUMENT_KEY,
+    pa.field("default_profile", pa.string(), nullable=False),  # the store entry in use
+    pa.field("timezone", pa.string()),  # of the default profile's schedules (IANA name)
+    pa.field("basal", BASAL_SCHEDULE_TYPE, nullable=False),  # the default profile's basal
+    _DOCUMENT_JSON,
+])
+
+# Deleted documents (``deleted_documents/bucket=NNN/...``): the version that deleted each, kept
+# so that an older version landing later cannot bring a deleted document back.
+DELETED_DOCUMENTS_SCHEMA = pa.schema([
+    pa.field("patient_id", pa.string(), nullable=False),
+    pa.field("table", pa.string(), nullable=False),  # the lake table it was deleted from
+    pa.field("identifier", pa.string(), nullable=False),
+    pa.field("srv_modified_ms", pa.int64(), nullable=False),
+])
+
+# The document tables by name (the lake directory each lives in).
+LAKE_DOCUMENT_SCHEMAS = {"treatments": LAKE_TREATMENTS_SCHEMA,
+                         "devicestatus": LAKE_DEVICESTATUS_SCHEMA,
+                         "profiles": LAKE_PROFILES_SCHEMA}
