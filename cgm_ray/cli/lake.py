@@ -41,8 +41,18 @@ def cmd_etl(args: argparse.Namespace) -> int:
           f"the lake), {report.readings_added:,} readings added, {report.duplicates:,} duplicates "
           f"skipped, {report.rows_rejected:,} rows rejected, {report.files_written} files "
           f"written, {report.files_compacted} compacted, {report.seconds:.1f} s")
+    documents = report.documents
+    if documents.read or any(documents.in_lake.values()):
+        run = [f"{documents.read:,} versions read",
+               *(f"{n:,} {t} written" for t, n in documents.written.items()),
+               *(f"{n:,} {t} deleted" for t, n in documents.deleted.items()),
+               f"{documents.superseded:,} superseded", f"{documents.rejected:,} rejected"]
+        print("  documents: " + ", ".join(f"{n:,} {t}" for t, n in documents.in_lake.items())
+              + "; this run: " + ", ".join(run))
     for reason, count in sorted(report.rejections.items()):
         print(f"  rejected rows: {count:,} {reason}")
+    for reason, count in sorted(documents.rejections.items()):
+        print(f"  rejected documents: {count:,} {reason}")
     for path, reason in sorted(report.files_rejected.items()):
         print(f"  REJECTED FILE {path}: {reason}")
     return 0

@@ -1,7 +1,8 @@
 """``cgm-ray etl``: load landing files and imports into the lake, as a two-stage Ray Data job.
 
 Stage 1 (one task per group of input files) reads and validates each file into LAKE_SCHEMA
-rows and writes them to staging, split by patient bucket. Stage 2 (one task per bucket)
+rows (or, for Nightscout documents, typed versions per document table) and writes them to
+staging, split by table and patient bucket. Stage 2 (one task per bucket)
 deduplicates the staged rows on (sensor_id, ts), drops those already in the lake, and writes
 one new sorted file per (bucket, date) partition, merging a partition's files into one when
 it has too many (compaction). The driver then commits a snapshot naming the new files and the
@@ -9,6 +10,7 @@ inputs consumed. A run that dies before the commit changes nothing and the next 
 it; inputs already committed (same path, size and mtime) are skipped; so running twice or
 crashing mid-run never loses or duplicates a reading. The exchange between the stages goes
 through the lake's filesystem, not Ray Data's shuffle (slow for this, see ray-notes).
+Documents take their own stage 2 (``cgm_ray.lake.documents``) and the same commit.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ import pyarrow.parquet as pq
 
 from cgm_ray.errors import ConfigError
 from cgm_ray.fs import open_filesystem, uri_for, write_parquet_atomic
+from cgm_ray.lake.documents import DocumentCounts, merge_document_tables, read_documents
 from cgm_ray.lake.etl_counters import etl_counters
 from cgm_ray.lake.sources import SOURCE_SUFFIXES, SourceError, read_source, read_table
 from cgm_ray.lake.store import (
     LANDING_DIR,
     PATIENTS_DIR,
+    READINGS_DIR,
     SENSORS_DIR,
     STAGING_DIR,
     DataFile,
@@ -39,12 +43,13 @@ from cgm_ray.lake.store import (
     Snapshot,
 )
 from cgm_ray.lake.tasks import run_tasks
-from cgm_ray.schema import LAKE_SCHEMA
+from cgm_ray.schema import LAKE_DOCUMENT_SCHEMAS, LAKE_SCHEMA
 
 GROUP_TARGET_BYTES = 128 << 20  # input bytes per stage-1 task (upper bound)
 MAX_FILES_PER_PARTITION = 8  # a partition with more files is compacted into one
 LANDING_SOURCES = ("ingest", "fleet")  # landing/<name>/... ; anything else loads as "import"
 ATTRIBUTES_SOURCE = "patients"  # landing/patients/: patient attribute tables, not readings
+DOCUMENTS_SOURCE = "documents"  # landing/documents/: Nightscout documents' log segments
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ class InputFile:
     """A file to load: where it is, what it is, and its identity for idempotence."""
 
     path: str  # local absolute path or filesystem URI
-    source: str  # ingest, fleet, import, or patients (attributes)
+    source: str  # ingest, fleet, import, patients (attributes) or documents
     size: int
     mtime_ns: int
 
@@ -65,7 +70,7 @@ class EtlReport:
     run_id: str
     inputs_loaded: int = 0
     inputs_skipped: int = 0  # already in the lake from an earlier run
-    rows_read: int = 0
+    rows_read: int = 0  # readings rows (documents are counted in ``documents``)
     rows_rejected: int = 0
     rejections: dict[str, int] = field(default_factory=dict)
     files_rejected: dict[str, str] = field(default_factory=dict)  # path -> reason
@@ -75,6 +80,7 @@ class EtlReport:
     files_compacted: int = 0
     patients: int = 0
     lake_rows: int = 0
+    documents: DocumentCounts = field(default_factory=DocumentCounts)
     seconds: float = 0.0
 
 
@@ -119,7 +125,7 @@ def _list_files(base_uri: str, root: str | None, source: str | None,
 
 def _landing_source(rel: str) -> str:
     top = rel.split("/", 1)[0]
-    return top if top in LANDING_SOURCES or top == ATTRIBUTES_SOURCE else "import"
+    return top if top in (*LANDING_SOURCES, ATTRIBUTES_SOURCE, DOCUMENTS_SOURCE) else "import"
 
 
 def _is_loaded(snapshot: Snapshot, f: InputFile) -> bool:
@@ -154,46 +160,65 @@ class StageTask:
 
 @dataclass(frozen=True)
 class Staged:
-    """What stage 1 did with a group: every input's record, rejected rows by reason, and
-    the staging file it wrote for each bucket."""
+    """What stage 1 did with a group: every input's record, rejected rows by reason (of
+    readings and of documents), and the staging file it wrote per table and bucket."""
 
     inputs: list[LoadedInput]
     rejections: dict[str, int]
-    staged: dict[int, str]
+    document_rejections: dict[str, int]
+    staged: dict[str, dict[int, str]]
 
 
 def stage_inputs(item: StageTask) -> Staged:
-    """Read one group of input files into staging files, one per bucket; report each input."""
+    """Read one group of input files into staging files, one per table and bucket; report each input."""
     lake = Lake(item.lake_uri)
-    tables: list[pa.Table] = []
+    tables: dict[str, list[pa.Table]] = defaultdict(list)
     records: list[LoadedInput] = []
-    rejections: dict[str, int] = defaultdict(int)
+    rejections: dict[str, dict[str, int]] = {"readings": defaultdict(int), "documents": defaultdict(int)}
     for f in item.files:
         try:
-            fs, path = open_filesystem(f.path)
-            rows = read_source(path, fs, f.source)
+            rows, rejected = _read_input(f)
         except (SourceError, ConfigError, OSError) as exc:
             records.append(LoadedInput(f.path, f.size, f.mtime_ns, f.source, error=str(exc)))
             continue
-        tables.append(rows.table)
-        records.append(LoadedInput(f.path, f.size, f.mtime_ns, f.source, rows.table.num_rows,
-                                   rows.rejected_rows))
-        for reason, count in rows.rejections.items():
-            rejections[reason] += count
+        for name, table in rows.items():
+            tables[name].append(table)
+        records.append(LoadedInput(f.path, f.size, f.mtime_ns, f.source,
+                                   sum(t.num_rows for t in rows.values()), sum(rejected.values())))
+        kind = rejections["documents" if f.source == DOCUMENTS_SOURCE else "readings"]
+        for reason, count in rejected.items():
+            kind[reason] += count
     loaded = [r for r in records if not r.error]
     etl_counters().count(files_loaded=len(loaded), files_rejected=len(records) - len(loaded),
                         rows_rejected=sum(r.rejected_rows for r in loaded))
+    staged = {name: _stage_by_bucket(lake, item, name, pa.concat_tables(parts))
+              for name, parts in tables.items()}
+    return Staged(records, dict(rejections["readings"]), dict(rejections["documents"]),
+                  {name: by_bucket for name, by_bucket in staged.items() if by_bucket})
+
+
+def _read_input(f: InputFile) -> tuple[dict[str, pa.Table], dict[str, int]]:
+    """An input's valid rows by lake table, and its rejected rows by reason; SourceError
+    when it cannot be loaded at all."""
+    fs, path = open_filesystem(f.path)
+    if f.source == DOCUMENTS_SOURCE:
+        versions = read_documents(path, fs)
+        return versions.tables, versions.rejections
+    rows = read_source(path, fs, f.source)
+    return {READINGS_DIR: rows.table}, rows.rejections
+
+
+def _stage_by_bucket(lake: Lake, item: StageTask, table_name: str, table: pa.Table) -> dict[int, str]:
+    """Write ``table``'s rows to one staging file per patient bucket: bucket -> path."""
     staged = {}
-    if tables:
-        table = pa.concat_tables(tables)
-        bucket = lake.bucket_of(table.column("patient_id"))
-        for b in np.unique(bucket):
-            path = lake.path(STAGING_DIR, item.run_id, f"bucket={b:03d}",
-                             f"t{item.task:05d}.parquet")
-            lake.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-            pq.write_table(table.filter(pa.array(bucket == b)), path, filesystem=lake.fs)
-            staged[int(b)] = path
-    return Staged(records, dict(rejections), staged)
+    bucket = lake.bucket_of(table.column("patient_id"))
+    for b in np.unique(bucket):
+        path = lake.path(STAGING_DIR, item.run_id, table_name, f"bucket={b:03d}",
+                         f"t{item.task:05d}.parquet")
+        lake.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        pq.write_table(table.filter(pa.array(bucket == b)), path, filesystem=lake.fs)
+        staged[int(b)] = path
+    return staged
 
 
 # -- stage 2: per bucket, deduplicate against the lake and write partitions -------------
@@ -333,32 +358,37 @@ def run_etl(lake: Lake, inputs: list[InputFile], compact: bool = False,
     lake.fs.delete_dir_contents(lake.path(STAGING_DIR), missing_dir_ok=True)  # a crashed run's
     todo = [f for f in inputs if not _is_loaded(base, f)]
     report.inputs_skipped = len(inputs) - len(todo)
-    readings = [f for f in todo if f.source != ATTRIBUTES_SOURCE]
+    to_stage = [f for f in todo if f.source != ATTRIBUTES_SOURCE]
     records: list[LoadedInput] = []
     patients = _load_attributes([f for f in todo if f.source == ATTRIBUTES_SOURCE], records)
 
-    staged: dict[int, list[str]] = defaultdict(list)
-    if readings:
-        groups = _groups(readings, 2 * int(ray.cluster_resources().get("CPU", 1)))
-        progress(f"etl: reading {len(readings)} input files in {len(groups)} tasks")
+    staged: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
+    if to_stage:
+        groups = _groups(to_stage, 2 * int(ray.cluster_resources().get("CPU", 1)))
+        progress(f"etl: reading {len(to_stage)} input files in {len(groups)} tasks")
         tasks = [StageTask(lake.uri, run_id, k, tuple(g)) for k, g in enumerate(groups)]
         for out in run_tasks(stage_inputs, tasks):
             records += out.inputs
-            for reason, count in out.rejections.items():
-                report.rejections[reason] = report.rejections.get(reason, 0) + count
-            for b, path in out.staged.items():
-                staged[b].append(path)
+            for total, part in ((report.rejections, out.rejections),
+                                (report.documents.rejections, out.document_rejections)):
+                for reason, count in part.items():
+                    total[reason] = total.get(reason, 0) + count
+            for name, by_bucket in out.staged.items():
+                for b, path in by_bucket.items():
+                    staged[name][b].append(path)
+    readings_staged = staged.pop(READINGS_DIR, {})
 
     existing: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for f in base.files.values():
         existing[f.bucket][f.date].append(f.path)
-    buckets = sorted(set(staged) | ({b for b, days in existing.items()
-                                     if any(len(p) > 1 for p in days.values())} if compact else set()))
+    buckets = sorted(set(readings_staged) | ({b for b, days in existing.items()
+                                              if any(len(p) > 1 for p in days.values())}
+                                             if compact else set()))
     files = dict(base.files)
     sensor_parts = [lake.sensors(base)] if base.sensors_file else []
     if buckets:
         progress(f"etl: deduplicating and writing {len(buckets)} buckets")
-        merges = [MergeTask(lake.uri, run_id, b, staged.get(b, []), dict(existing[b]), compact)
+        merges = [MergeTask(lake.uri, run_id, b, readings_staged.get(b, []), dict(existing[b]), compact)
                   for b in buckets]
         for out in run_tasks(merge_bucket, merges):
             for path in out.removed:
@@ -380,18 +410,25 @@ def run_etl(lake: Lake, inputs: list[InputFile], compact: bool = False,
         write_parquet_atomic(lake.fs, lake.path(patients_file),
                              _merge_patients(lake.patients(base), patients))
 
+    table_files = merge_document_tables(lake, base, run_id, staged, report.documents, progress)
+
     inputs_done = dict(base.inputs) | {r.path: r for r in records}
     snapshot = lake.commit(Snapshot(base.version + 1, run_id, 0, files, inputs_done,
-                                    patients_file, sensors_file))
+                                    patients_file, sensors_file, table_files))
     lake.collect_garbage(snapshot)
     for r in records:
         if r.error:
             report.files_rejected[r.path] = r.error
+            continue
+        report.inputs_loaded += 1
+        if r.source == DOCUMENTS_SOURCE:
+            report.documents.read += r.rows + r.rejected_rows
+            report.documents.rejected += r.rejected_rows
         else:
-            report.inputs_loaded += 1
             report.rows_read += r.rows + r.rejected_rows
             report.rows_rejected += r.rejected_rows
     report.version, report.lake_rows = snapshot.version, snapshot.rows
+    report.documents.in_lake = {name: snapshot.table_rows(name) for name in LAKE_DOCUMENT_SCHEMAS}
     patients_table = lake.patients(snapshot)
     report.patients = patients_table.num_rows if patients_table is not None else 0
     report.seconds = round(time.perf_counter() - started, 3)

@@ -7,7 +7,11 @@ Layout under the lake root (a local path or any pyarrow filesystem URI, e.g. ``s
     readings/bucket=NN/date=YYYY-MM-DD/*.parquet LAKE_SCHEMA rows, sorted by (patient_id, ts)
     patients/patients-<run>.parquet              patient attributes (age group, therapy, ...)
     sensors/sensors-<run>.parquet                sensor -> patient, first/last reading, count
-    landing/{ingest,fleet,patients,...}/         what the ETL loads (ingest WAL segments, ...)
+    treatments/bucket=NNN/*.parquet              Nightscout documents, newest version of each,
+    devicestatus/bucket=NNN/*.parquet            one file per table and bucket, sorted by
+    profiles/bucket=NNN/*.parquet                (patient_id, ts); see cgm_ray.lake.documents
+    deleted_documents/bucket=NNN/*.parquet       the versions that deleted documents
+    landing/{ingest,fleet,patients,documents,...}/ what the ETL loads (ingest WAL segments, ...)
     cohort/<name>/                               per-patient metrics and summaries
 
 A patient's readings all live in one bucket (``crc32(patient_id) % buckets``), so per-patient
@@ -32,7 +36,7 @@ import pyarrow.parquet as pq
 
 from cgm_ray.errors import CgmRayError, ConfigError
 from cgm_ray.fs import open_filesystem, write_bytes_atomic
-from cgm_ray.schema import LAKE_SCHEMA
+from cgm_ray.schema import LAKE_DOCUMENT_SCHEMAS, LAKE_SCHEMA
 from cgm_ray.sharding import shard_of, shards_of
 
 LAKE_FORMAT = 1
@@ -40,6 +44,8 @@ DEFAULT_BUCKETS = 16
 SNAPSHOTS_KEPT = 10
 READINGS_DIR, PATIENTS_DIR, SENSORS_DIR = "readings", "patients", "sensors"
 MANIFEST_DIR, STAGING_DIR, LANDING_DIR, COHORT_DIR = "_manifest", "_staging", "landing", "cohort"
+DELETED_DIR = "deleted_documents"
+TABLE_DIRS = (*LAKE_DOCUMENT_SCHEMAS, DELETED_DIR)  # the per-bucket tables besides readings
 
 
 class CommitConflict(CgmRayError):
@@ -53,6 +59,16 @@ class DataFile:
     path: str
     bucket: int
     date: str  # YYYY-MM-DD (UTC) of every reading in the file
+    rows: int
+
+
+@dataclass(frozen=True)
+class TableFile:
+    """The one Parquet file of a patient bucket of a per-bucket table (``TABLE_DIRS``)."""
+
+    path: str
+    table: str
+    bucket: int
     rows: int
 
 
@@ -80,15 +96,25 @@ class Snapshot:
     inputs: dict[str, LoadedInput] = field(default_factory=dict)
     patients_file: str | None = None
     sensors_file: str | None = None
+    table_files: dict[str, TableFile] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
+        """Readings in the lake."""
         return sum(f.rows for f in self.files.values())
+
+    def table_rows(self, table: str) -> int:
+        """Rows of one per-bucket table (documents in the lake, or deleted ones)."""
+        return sum(f.rows for f in self.table_files.values() if f.table == table)
+
+    def bucket_tables(self, bucket: int) -> dict[str, str]:
+        """The per-bucket tables' files of one bucket: table -> path."""
+        return {f.table: f.path for f in self.table_files.values() if f.bucket == bucket}
 
     def to_json(self) -> str:
         doc = asdict(self)
-        doc["files"] = list(doc["files"].values())
-        doc["inputs"] = list(doc["inputs"].values())
+        for key in ("files", "inputs", "table_files"):
+            doc[key] = list(doc[key].values())
         return json.dumps(doc, indent=1)
 
     @classmethod
@@ -96,6 +122,8 @@ class Snapshot:
         doc = json.loads(text)
         doc["files"] = {f["path"]: DataFile(**f) for f in doc["files"]}
         doc["inputs"] = {i["path"]: LoadedInput(**i) for i in doc["inputs"]}
+        # Lakes written before the document tables have no "table_files".
+        doc["table_files"] = {f["path"]: TableFile(**f) for f in doc.get("table_files", [])}
         return cls(**doc)
 
 
@@ -172,9 +200,10 @@ class Lake:
 
     def collect_garbage(self, snapshot: Snapshot) -> int:
         """Delete data files no snapshot from ``snapshot`` on needs, stale staging, old manifests."""
-        live = set(snapshot.files) | {snapshot.patients_file, snapshot.sensors_file}
+        live = (set(snapshot.files) | set(snapshot.table_files)
+                | {snapshot.patients_file, snapshot.sensors_file})
         removed = 0
-        for folder in (READINGS_DIR, PATIENTS_DIR, SENSORS_DIR):
+        for folder in (READINGS_DIR, PATIENTS_DIR, SENSORS_DIR, *TABLE_DIRS):
             selector = pafs.FileSelector(self.path(folder), recursive=True, allow_not_found=True)
             for info in self.fs.get_file_info(selector):
                 rel = info.path[len(self.root.rstrip("/")) + 1:]
@@ -230,6 +259,19 @@ class Lake:
         """Whole readings (or staging) files as LAKE_SCHEMA rows; no Hive columns from paths."""
         return pq.read_table(paths, columns=columns, filesystem=self.fs, partitioning=None,
                              schema=None if columns else LAKE_SCHEMA)
+
+    def patient_documents(self, table: str, patient_id: str,
+                          snapshot: Snapshot | None = None) -> pa.Table:
+        """One patient's rows of a document table (``LAKE_DOCUMENT_SCHEMAS``) sorted by time,
+        reading only its bucket's file; an empty table when it has none."""
+        schema = LAKE_DOCUMENT_SCHEMAS[table]
+        path = (snapshot or self.snapshot()).bucket_tables(
+            shard_of(patient_id, self.buckets)).get(table)
+        if path is None:
+            return schema.empty_table()
+        rows = pq.read_table(self.path(path), filesystem=self.fs, partitioning=None,
+                             schema=schema, filters=pc.field("patient_id") == patient_id)
+        return rows.sort_by("ts")
 
     def patients(self, snapshot: Snapshot | None = None) -> pa.Table | None:
         """Patient attributes, one row per patient (None before any were loaded)."""
