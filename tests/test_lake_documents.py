@@ -1,7 +1,7 @@
 """Nightscout documents in the lake (issue #13): typed columns of treatments, devicestatus and
 profiles, the newest version of each document kept and deleted ones dropped, whatever the
 runs or the order segments land in, bad rows and files counted by reason, a failed run
-changing nothing.
+changing nothing, and the doctor's report totalling insulin and carbohydrate from the lake.
 
 Segments are written by the ingest's own write-ahead log (``serve_apps.wal``) where the test
 is about loading them, and as plain Arrow streams where it is about a damaged one.
@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pytest
 
@@ -31,6 +34,7 @@ from cgm_ray.schema import DOCUMENT_SCHEMA
 from serve_apps.wal import WriteAheadLog
 
 from .lake_data import etl
+from .test_report import _tables
 
 T0 = 1_709_251_200_000  # 2024-03-01T00:00Z
 H = 3_600_000
@@ -287,3 +291,49 @@ def test_a_run_failing_before_its_commit_changes_nothing(ray_runtime, tmp_path, 
     on_disk = {str(p) for table in ("treatments", "devicestatus")
                for p in (tmp_path / table).rglob("*.parquet")}
     assert on_disk == live  # the failed run's files were collected
+
+
+# -- the report ------------------------------------------------------------------------------------
+def test_the_report_totals_insulin_and_carbs_from_the_lake(ray_runtime, tmp_path):
+    """Two days of readings and treatments. Basal: the profile's schedule in Paris time (UTC+1):
+    0.5 U/h 00-06, 1.0 06-22, 0.8 22-24 local, 20.6 U a day, plus Loop's 0.5 U/h for 30 min
+    from 10:00Z (11:00 local, scheduled 1.0): -0.25 U on the first day. Boluses 5 + 3 U and
+    45 + 30 g on day one, 2 U on day two."""
+    minutes = np.arange(0, 2 * 1440, 5)
+    csv = tmp_path / "readings.csv"
+    pacsv.write_csv(pa.table({
+        "id": [PATIENT] * len(minutes),
+        "time": [str(np.datetime64(T0 + int(m) * 60_000, "ms")) for m in minutes],
+        "gl": 120.0 + 30.0 * np.sin(minutes / 200.0)}), csv)
+    lake_dir = tmp_path / "lake"
+    land(lake_dir, [row("profile", PROFILE, "profile", T0 - 24 * H),
+                    row("meal", {**MEAL_BOLUS, "insulin": 5.0}, date_ms=T0 + 8 * H),
+                    row("temp", LOOP_TEMP_BASAL, date_ms=T0 + 10 * H),
+                    row("snack", {"eventType": "Snack Bolus", "insulin": 3, "carbs": 30},
+                        date_ms=T0 + 15 * H),
+                    row("fix", {"eventType": "Correction Bolus", "insulin": 2}, date_ms=T0 + 30 * H)])
+    etl(lake_dir, "--import", str(csv))
+    out = tmp_path / "report"
+    assert main(["report", "--lake", str(lake_dir), "--patient", PATIENT, "--out", str(out)]) == 0
+    insulin = _tables(next(out.glob("*.html")).read_text())["Insulin and carbohydrate"]
+    # Day one: 20.35 basal + 8 bolus = 28.35; day two: 20.6 + 2 = 22.6.
+    assert insulin == {
+        "Days with records": ["2 (2024-03-01 to 2024-03-02, UTC days)"],
+        "Total daily dose (TDD)": ["25.5 U/day"], "Basal": ["20.5 U/day"], "Bolus": ["5.0 U/day"],
+        "Bolus / basal": ["20 % / 80 %"], "Basal schedule": ["profile Weekday (Europe/Paris)"],
+        "Temporary basal rates": ["1"], "Carbohydrate": ["38 g/day"]}
+    assert _tables(next(out.glob("*.html")).read_text())["Patient"]["Boluses"] == ["3 (1.5 a day)"]
+
+
+def test_the_report_says_when_the_lake_has_no_treatments(ray_runtime, tmp_path):
+    csv = tmp_path / "readings.csv"
+    pacsv.write_csv(pa.table({"id": ["quiet"] * 3, "gl": [100.0, 110.0, 120.0],
+                              "time": ["2024-03-01 00:00:00", "2024-03-01 00:05:00", "2024-03-01 00:10:00"]}),
+                    csv)
+    land(tmp_path / "lake", [row("other", MEAL_BOLUS)])  # someone else's
+    etl(tmp_path / "lake", "--import", str(csv))
+    out = tmp_path / "report"
+    assert main(["report", "--lake", str(tmp_path / "lake"), "--patient", "quiet", "--out", str(out)]) == 0
+    page = next(out.glob("*.html")).read_text()
+    assert _tables(page)["Insulin and carbohydrate"] == {"Treatments": ["none recorded for this patient"]}
+    assert not re.search(r"\d U/day|g/day", page)

@@ -11,10 +11,12 @@ import pytest
 
 from cgm_ray.cli import metrics as metrics_cli
 from cgm_ray.errors import ConfigError
-from cgm_ray.glucose.grid import NS_PER_MIN, group_readings
+from cgm_ray.glucose.grid import NS_PER_DAY, NS_PER_MIN, group_readings
+from cgm_ray.glucose.insulin_totals import BasalSchedule, TempBasals
 from cgm_ray.glucose.metrics import glucose_metrics
 from cgm_ray.glucose.targets import CONSENSUS_TARGETS
 from cgm_ray.lake.report import ReportFiles, render_report
+from cgm_ray.lake.treatments import Basal, Treatments
 from tests.conftest import IGLU_CSV
 
 T0_NS = int(np.datetime64("2024-03-01T00:00:00", "ns").astype(np.int64))
@@ -170,3 +172,90 @@ def test_metrics_are_glucose_metrics_of_the_patient(synthetic_report):
     for name, value in expected.items():
         got = synthetic_report.metrics[name]
         assert got == value if isinstance(value, str) else got == pytest.approx(value, nan_ok=True), name
+
+
+# -- insulin and carbohydrate --------------------------------------------------------------------
+NS_PER_HOUR = 60 * NS_PER_MIN
+
+
+def _pump_treatments(days: int = 14, schedule: BasalSchedule | None = None) -> Treatments:
+    """Each day 4 U at 08:00 with 50 g and 6 U at 19:00 with 70 g; on the third day a
+    0 U/h temporary basal from 10:00 for 2 h."""
+    at = np.array([T0_NS + d * NS_PER_DAY + h * NS_PER_HOUR for d in range(days) for h in (8, 19)])
+    temps = TempBasals(np.array([(T0_NS + 2 * NS_PER_DAY + 10 * NS_PER_HOUR) // 1_000_000]),
+                       np.array([120.0]), np.array([0.0]), np.array([np.nan]))
+    return Treatments(at, np.tile([50.0, 70.0], days), np.tile([4.0, 6.0], days),
+                      basal=Basal(schedule, temps, "Default" if schedule is not None else None))
+
+
+def _insulin_table(files: ReportFiles) -> dict[str, list[str]]:
+    return _tables(files.html.read_text(encoding="utf-8"))["Insulin and carbohydrate"]
+
+
+def test_insulin_and_carbohydrate_daily_totals(tmp_path):
+    """A flat 1 U/h schedule, 24 U a day, less the 2 U the temp basal withheld: basal
+    (14 x 24 - 2) / 14 = 23.857 U/day; boluses 10 U/day; TDD 33.857; bolus 29.5 %; 120 g/day."""
+    time_ns, gl = _synthetic_days()
+    flat = BasalSchedule(np.array([0]), np.array([1.0]))
+    files = render_report("p1", time_ns, gl, tmp_path, treatments=_pump_treatments(schedule=flat))
+    assert _insulin_table(files) == {
+        "Days with records": ["14 (2024-03-01 to 2024-03-14, UTC days)"],
+        "Total daily dose (TDD)": ["33.9 U/day"], "Basal": ["23.9 U/day"], "Bolus": ["10.0 U/day"],
+        "Bolus / basal": ["30 % / 70 %"], "Basal schedule": ["profile Default (UTC)"],
+        "Temporary basal rates": ["1"], "Carbohydrate": ["120 g/day"]}
+    insulin = files.insulin
+    assert insulin.days == 14 and insulin.basal_u[2] == pytest.approx(22.0)
+    np.testing.assert_allclose(np.delete(insulin.basal_u, 2), 24.0)
+    np.testing.assert_allclose(insulin.bolus_u, 10.0)
+    np.testing.assert_allclose(insulin.carbs_g, 120.0)
+    assert _tables(files.html.read_text(encoding="utf-8"))["Patient"]["Boluses"] == ["28 (2.0 a day)"]
+    assert "Hypo treatments" not in _tables(files.html.read_text(encoding="utf-8"))["Patient"]
+    assert _pdf_pages(files.pdf) == 2
+
+
+def test_without_a_basal_schedule_only_boluses_and_carbs_are_totalled(tmp_path):
+    time_ns, gl = _synthetic_days()
+    files = render_report("p1", time_ns, gl, tmp_path, treatments=_pump_treatments())
+    table = _insulin_table(files)
+    assert table["Total daily dose (TDD)"] == ["n/a (basal no profile with a basal schedule)"]
+    assert table["Basal"] == ["n/a (no profile with a basal schedule)"]
+    assert table["Bolus"] == ["10.0 U/day"] and table["Carbohydrate"] == ["120 g/day"]
+    assert np.isnan(files.insulin.basal_u).all()
+
+
+def test_records_count_only_the_days_they_cover(tmp_path):
+    """Treatments on the last 4 of 14 days of readings: means over those 4 days, not 14."""
+    time_ns, gl = _synthetic_days()
+    late = _pump_treatments(days=4)
+    shifted = Treatments(late.time_ns + 10 * NS_PER_DAY, late.carbs_g, late.insulin_u)
+    files = render_report("p1", time_ns, gl, tmp_path, treatments=shifted)
+    table = _insulin_table(files)
+    assert table["Days with records"] == ["4 (2024-03-11 to 2024-03-14, UTC days)"]
+    assert table["Bolus"] == ["10.0 U/day"] and table["Basal"] == ["n/a (not recorded)"]
+
+
+def test_no_treatments_in_the_period_is_said_not_zeroed(tmp_path, synthetic_report):
+    assert _insulin_table(synthetic_report) == {"Treatments": ["none recorded for this patient"]}
+    assert synthetic_report.insulin is None
+    time_ns, gl = _synthetic_days()
+    treatments = _pump_treatments(days=1)
+    later = Treatments(treatments.time_ns + 30 * NS_PER_DAY, treatments.carbs_g, treatments.insulin_u)
+    files = render_report("p1", time_ns, gl, tmp_path, treatments=later)
+    assert _insulin_table(files) == {"Treatments": ["none recorded in the report period"]}
+    assert files.insulin is None
+    assert not re.search(r"\d U/day|g/day", files.html.read_text(encoding="utf-8"))
+
+
+def test_a_simulations_treatments_total_boluses_but_not_meals(tmp_path):
+    """cgm-ray simulate records hypo rescues and boluses, not meals or basal."""
+    time_ns, gl = _synthetic_days()
+    at = T0_NS + np.array([8, 20, 30]) * NS_PER_HOUR
+    simulated = Treatments(at, np.array([np.nan, 15.0, np.nan]), np.array([3.0, np.nan, 5.0]),
+                           hypo=np.array([False, True, False]), meals_recorded=False)
+    files = render_report("p1", time_ns, gl, tmp_path, treatments=simulated)
+    table = _insulin_table(files)
+    assert table["Days with records"] == ["2 (2024-03-01 to 2024-03-02, UTC days)"]
+    assert table["Bolus"] == ["4.0 U/day"] and table["Carbohydrate"] == ["n/a (meals not recorded)"]
+    assert table["Basal"] == ["n/a (not recorded)"]
+    patient = _tables(files.html.read_text(encoding="utf-8"))["Patient"]
+    assert patient["Hypo treatments"] == ["1 (0.1 a day, 15 g in all)"]

@@ -10,7 +10,6 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from cgm_ray.cli.ray_runtime import init_ray
 from cgm_ray.errors import ConfigError
@@ -18,7 +17,7 @@ from cgm_ray.fs import open_filesystem
 from cgm_ray.lake.store import DEFAULT_BUCKETS, Lake
 
 if TYPE_CHECKING:
-    from cgm_ray.lake.report import Treatments
+    from cgm_ray.lake.treatments import Treatments
 
 DEFAULT_LAKE = "out/lake"
 
@@ -81,12 +80,14 @@ def cmd_cohort(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """The AGP report of one patient, as HTML and PDF."""
     from cgm_ray.lake.report import render_report
+    from cgm_ray.lake.treatments import lake_treatments
 
     lake = Lake(args.lake)
     table = lake.patient_readings(args.patient, args.start, args.end)
     attributes = lake.patient_attributes(args.patient)
     time_ns = table.column("ts").cast(pa.int64()).to_numpy() * 1_000_000
-    treatments = patient_treatments(args.treatments, args.patient) if args.treatments else None
+    treatments = (patient_treatments(args.treatments, args.patient) if args.treatments
+                  else lake_treatments(lake, args.patient))
     files = render_report(args.patient, time_ns, table.column("glucose_mgdl").to_numpy(),
                           args.out, attributes, treatments=treatments)
     print(f"report for {args.patient}: {files.html} and {files.pdf}")
@@ -95,23 +96,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def patient_treatments(uri: str, patient_id: str) -> Treatments:
     """One patient's rows of a treatments file (``cgm-ray simulate``'s treatments.parquet)."""
-    from cgm_ray.lake.report import Treatments
     from cgm_ray.lake.sources import SourceError, read_table
+    from cgm_ray.lake.treatments import simulated_treatments
 
     fs, path = open_filesystem(uri)
     try:
-        table = read_table(path, fs)
+        return simulated_treatments(read_table(path, fs), patient_id)
     except SourceError as exc:
         raise ConfigError("--treatments", exc.reason) from None
-    missing = [c for c in ("patient_id", "ts_ms", "kind", "carbs_g", "insulin_u")
-               if c not in table.column_names]
-    if missing:
-        raise ConfigError("--treatments", f"{uri}: missing column(s) {missing}")
-    rows = table.filter(pc.equal(table.column("patient_id").cast(pa.string()), patient_id))
-    return Treatments(rows.column("ts_ms").cast(pa.int64()).to_numpy() * 1_000_000,
-                      rows.column("kind").to_numpy(zero_copy_only=False).astype(str),
-                      rows.column("carbs_g").cast(pa.float64()).to_numpy(zero_copy_only=False),
-                      rows.column("insulin_u").cast(pa.float64()).to_numpy(zero_copy_only=False))
+    except ConfigError as exc:
+        raise ConfigError("--treatments", f"{uri}: {exc.message}") from None
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -179,7 +173,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     report.add_argument("--patient", required=True, help="patient id")
     report.add_argument("--out", default="out/reports", help="output directory")
     report.add_argument("--treatments", metavar="PATH",
-                        help="treatments to mark (cgm-ray simulate's treatments.parquet)")
+                        help="treatments to mark and total, instead of the lake's Nightscout "
+                             "treatments (cgm-ray simulate's treatments.parquet)")
     report.set_defaults(func=cmd_report)
 
     export = sub.add_parser("export", help="readings as JSON or Avro, one file per sensor",

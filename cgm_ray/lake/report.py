@@ -2,8 +2,9 @@
 
 The layout follows the AGP Report v5 and the International Consensus on Time in Range
 (Battelino et al., Diabetes Care 2019): header and data sufficiency, glucose statistics against
-the consensus targets, the AGP (percentiles by time of day) and daily profiles. The tables are
-built once (``_tables``) and written to both formats, so HTML and PDF show the same numbers.
+the consensus targets, insulin and carbohydrate per day where treatments are known, the AGP
+(percentiles by time of day) and daily profiles. The tables are built once (``_tables``) and
+written to both formats, so HTML and PDF show the same numbers.
 Figures use ``matplotlib.figure.Figure`` directly (Agg canvas, no pyplot state): thread-safe.
 Definitions: ``../shared/docs/cgm-domain.md`` section 3.
 """
@@ -25,8 +26,10 @@ from matplotlib.figure import Figure
 
 from cgm_ray.errors import ConfigError
 from cgm_ray.glucose.grid import INTER_GAP_MIN, NS_PER_DAY, NS_PER_MIN, day_grid, group_readings
+from cgm_ray.glucose.insulin_totals import MS_PER_DAY, DailyTotals
 from cgm_ray.glucose.metrics import agp_percentiles, glucose_metrics
 from cgm_ray.glucose.targets import CONSENSUS_TARGETS, MIN_ACTIVE_PERCENT, MIN_DAYS, data_sufficient
+from cgm_ray.lake.treatments import Basal, Treatments, daily_insulin
 
 
 @dataclass(frozen=True)
@@ -50,30 +53,20 @@ EPISODES = (("hypo_l1", "Level 1 hypoglycaemia (<70 mg/dL)"),
             ("hyper_l2", "Level 2 hyperglycaemia (>250 mg/dL)"))
 DAILY_PANELS, DAILY_COLUMNS = 14, 7
 A4_PORTRAIT_IN, A4_LANDSCAPE_IN = (8.27, 11.69), (11.69, 8.27)
-PNG_DPI, TABLE_ROW_IN = 110, 0.19
+PNG_DPI, TABLE_ROW_IN, TABLE_TITLE_IN, TITLE_IN = 110, 0.19, 0.42, 0.32
+TIR_MIN_IN, AGP_MIN_IN = 2.0, 2.4  # page 1: the time-in-ranges bar and the AGP, at least
+RESCUE_COLOR, CARBS_COLOR, BOLUS_COLOR = BANDS[3].color, "#B8860B", "#2166AC"
 
 
 @dataclass(frozen=True)
 class ReportFiles:
-    """The written report: HTML and PDF paths, and the metrics shown (one value per name)."""
+    """The written report: HTML and PDF paths, the metrics shown (one value per name) and
+    the insulin and carbohydrate totals (None when no treatment is known in the period)."""
 
     html: Path
     pdf: Path
     metrics: dict
-
-
-@dataclass(frozen=True)
-class Treatments:
-    """What the patient did, where known (a simulation's ``treatments.parquet``): hypo
-    rescue carbohydrate and boluses, marked on the daily profiles and counted."""
-
-    time_ns: np.ndarray
-    kind: np.ndarray  # "hypo_carbs" or "bolus" (cgm_ray.schema.TREATMENT_SCHEMA)
-    carbs_g: np.ndarray
-    insulin_u: np.ndarray
-
-    def of(self, kind: str) -> np.ndarray:
-        return self.kind == kind
+    insulin: DailyTotals | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +74,22 @@ class _Table:
     title: str
     header: tuple[str, ...]
     rows: list[tuple[str, ...]]
+
+    @property
+    def height_in(self) -> float:
+        """Its height on the PDF page: title, header and rows."""
+        return TABLE_TITLE_IN + TABLE_ROW_IN * (len(self.rows) + any(self.header))
+
+
+@dataclass(frozen=True)
+class _PageTables:
+    """The report's tables, as both formats place them."""
+
+    patient: _Table
+    statistics: _Table
+    targets: _Table
+    insulin: _Table
+    episodes: _Table | None
 
 
 def render_report(patient_id: str, time_ns: np.ndarray, glucose_mgdl: np.ndarray,
@@ -90,7 +99,9 @@ def render_report(patient_id: str, time_ns: np.ndarray, glucose_mgdl: np.ndarray
     """Write ``report-<id>.html`` (self-contained, embedded PNGs) and ``report-<id>.pdf`` (2 pages).
 
     ``time_ns``: UTC wall-clock ns since epoch, ``glucose_mgdl``: mg/dL (non-finite dropped).
-    ConfigError when the lengths differ or fewer than 2 distinct reading times remain.
+    ``treatments``: what the patient did, if known (``cgm_ray.lake.treatments``); without any
+    in the report's days the report says so. ConfigError when the lengths differ or fewer than
+    2 distinct reading times remain.
     """
     if len(time_ns) != len(glucose_mgdl):
         raise ConfigError("time_ns", f"{len(time_ns)} times for {len(glucose_mgdl)} glucose values")
@@ -99,8 +110,9 @@ def render_report(patient_id: str, time_ns: np.ndarray, glucose_mgdl: np.ndarray
     if len(t) < 2 or t[0] == t[-1]:
         raise ConfigError(f"patient {patient_id!r}", "patient has no readings in the window")
     metrics = {name: np.asarray(v)[0].item() for name, v in glucose_metrics(readings).items()}
+    insulin = daily_insulin(treatments, int(t[0]), int(t[-1])) if treatments is not None else None
     tables, sufficiency, sufficient = _tables(patient_id, t, g, metrics, attributes or {},
-                                              treatments)
+                                              treatments, insulin)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = "report-" + (re.sub(r"[^A-Za-z0-9._-]+", "_", patient_id).strip("._-") or "patient")
@@ -109,7 +121,7 @@ def render_report(patient_id: str, time_ns: np.ndarray, glucose_mgdl: np.ndarray
     _draw_tir(tir.add_subplot(), metrics)
     _draw_agp(agp.add_subplot(), t, g)
     page1 = _page_one(title, patient_id, tables, sufficiency, sufficient, metrics, t, g)
-    daily = _daily_figure(t, g, patient_id, treatments)
+    daily = _daily_figure(t, g, patient_id, treatments, insulin)
     pdf_path = out / f"{stem}.pdf"
     with PdfPages(pdf_path, metadata={"Title": f"{title}: {patient_id}"}) as pdf:
         pdf.savefig(page1)
@@ -117,7 +129,7 @@ def render_report(patient_id: str, time_ns: np.ndarray, glucose_mgdl: np.ndarray
     html_path = out / f"{stem}.html"
     html_path.write_text(_html(title, patient_id, tables, sufficiency, sufficient,
                                [_png(tir), _png(agp), _png(daily)]), encoding="utf-8")
-    return ReportFiles(html_path, pdf_path, metrics)
+    return ReportFiles(html_path, pdf_path, metrics, insulin)
 
 
 def _fmt(value: object, spec: str, unit: str = "") -> str:
@@ -161,8 +173,10 @@ def _label(key: object) -> str:
 
 
 def _tables(patient_id: str, t: np.ndarray, g: np.ndarray, m: dict, attributes: Mapping[str, object],
-            treatments: Treatments | None = None) -> tuple[list[_Table], str, bool]:
-    """The tables (patient, statistics, targets, episodes if present) and the sufficiency note.
+            treatments: Treatments | None = None, insulin: DailyTotals | None = None
+            ) -> tuple[_PageTables, str, bool]:
+    """The tables (patient, statistics, targets, insulin, episodes if present) and the
+    sufficiency note.
 
     Days of wear count one sampling interval after the last reading, so 14 days of readings every
     5 min from 00:00 to 23:55 are 14.0 days.
@@ -180,10 +194,13 @@ def _tables(patient_id: str, t: np.ndarray, g: np.ndarray, m: dict, attributes: 
                ("Days of wear", f"{days:.1f}"), ("Time CGM active", _fmt(active, ".1f", " %")),
                ("Readings", f"{len(g):,}")]
     if treatments is not None:
-        rescue, bolus = treatments.of("hypo_carbs"), treatments.of("bolus")
-        patient += [("Hypo treatments", f"{rescue.sum():,} ({rescue.sum() / days:.1f} a day, "
-                                        f"{treatments.carbs_g[rescue].sum():,.0f} g in all)"),
-                    ("Boluses", f"{bolus.sum():,} ({bolus.sum() / days:.1f} a day)")]
+        shown = (treatments.time_ns >= t[0] // NS_PER_DAY * NS_PER_DAY) & (
+            treatments.time_ns < (t[-1] // NS_PER_DAY + 1) * NS_PER_DAY)
+        rescue, bolus = treatments.rescue & shown, treatments.bolus & shown
+        if treatments.hypo is not None:
+            patient.append(("Hypo treatments", f"{rescue.sum():,} ({rescue.sum() / days:.1f} a day, "
+                                               f"{treatments.carbs_g[rescue].sum():,.0f} g in all)"))
+        patient.append(("Boluses", f"{bolus.sum():,} ({bolus.sum() / days:.1f} a day)"))
     stats = [("Mean glucose", _fmt(m["mean"], ".0f", " mg/dL")),
              ("Glucose management indicator (GMI)", _fmt(m["gmi"], ".1f", " %")),
              ("Standard deviation (SD)", _fmt(m["sd"], ".0f", " mg/dL")),
@@ -194,16 +211,53 @@ def _tables(patient_id: str, t: np.ndarray, g: np.ndarray, m: dict, attributes: 
              ("MAGE", _fmt(m["mage"], ".0f", " mg/dL"))]
     targets = [(tg.label, _fmt(m[tg.column], ".1f", " %"), tg.text,
                 "Met" if tg.met(m[tg.column]) else "Not met") for tg in CONSENSUS_TARGETS]
-    tables = [_Table("Patient", ("", ""), patient), _Table("Glucose statistics", ("", ""), stats),
-              _Table("Consensus targets", ("Measure", "Value", "Target", "Status"), targets)]
     episodes = [(label, _fmt(m[f"episodes_{key}"], ".0f"),
                  _fmt(m.get(f"episodes_{key}_per_day", np.nan), ".1f"),
                  _fmt(m.get(f"episodes_{key}_duration_min", np.nan), ".0f"))
                 for key, label in EPISODES if f"episodes_{key}" in m]
-    if episodes:
-        header = ("Episode", "Count", "Per day", "Mean duration (min)")
-        tables.append(_Table("Episodes", header, episodes))
+    header = ("Episode", "Count", "Per day", "Mean duration (min)")
+    tables = _PageTables(
+        _Table("Patient", ("", ""), patient), _Table("Glucose statistics", ("", ""), stats),
+        _Table("Consensus targets", ("Measure", "Value", "Target", "Status"), targets),
+        _Table("Insulin and carbohydrate", ("", ""), _insulin_rows(treatments, insulin)),
+        _Table("Episodes", header, episodes) if episodes else None)
     return tables, sufficiency, sufficient
+
+
+def _insulin_rows(treatments: Treatments | None, insulin: DailyTotals | None
+                  ) -> list[tuple[str, str]]:
+    """Daily totals of insulin and carbohydrate, as far as the treatments record them; a
+    single row saying so when there are none (no zeros standing in for missing records)."""
+    if treatments is None:
+        return [("Treatments", "none recorded for this patient")]
+    if insulin is None:
+        return [("Treatments", "none recorded in the report period")]
+    first, last = (_date(ms * 1_000_000) for ms in insulin.day_start_ms[[0, -1]])
+    rows = [("Days with records", f"{insulin.days} ({first} to {last}, UTC days)")]
+    basal = treatments.basal
+    bolus_u = insulin.per_day(insulin.bolus_u)
+    if basal is not None and basal.schedule is not None:
+        split = insulin.bolus_percent
+        rows += [("Total daily dose (TDD)", f"{insulin.per_day(insulin.total_u):.1f} U/day"),
+                 ("Basal", f"{insulin.per_day(insulin.basal_u):.1f} U/day"),
+                 ("Bolus", f"{bolus_u:.1f} U/day"),
+                 ("Bolus / basal", f"{_fmt(split, '.0f', ' %')} / {_fmt(100 - split, '.0f', ' %')}"),
+                 ("Basal schedule", f"profile {basal.profile} ({basal.schedule.timezone})"),
+                 ("Temporary basal rates", f"{_temp_count(basal, insulin):,}")]
+    else:
+        why = "not recorded" if basal is None else "no profile with a basal schedule"
+        rows += [("Total daily dose (TDD)", f"n/a (basal {why})"), ("Basal", f"n/a ({why})"),
+                 ("Bolus", f"{bolus_u:.1f} U/day")]
+    carbs = (f"{insulin.per_day(insulin.carbs_g):.0f} g/day" if treatments.meals_recorded
+             else "n/a (meals not recorded)")
+    return [*rows, ("Carbohydrate", carbs)]
+
+
+def _temp_count(basal: Basal, insulin: DailyTotals) -> int:
+    """Temporary basal rates that ran, started within the days of ``insulin``."""
+    start = basal.temps.runs()[0]
+    return int(np.sum((start >= insulin.day_start_ms[0])
+                      & (start < insulin.day_start_ms[-1] + MS_PER_DAY)))
 
 
 def _draw_tir(ax: Axes, m: dict) -> None:
@@ -245,11 +299,12 @@ def _target_band(ax: Axes) -> None:
 
 
 def _daily_figure(t: np.ndarray, g: np.ndarray, patient_id: str,
-                  treatments: Treatments | None = None) -> Figure:
+                  treatments: Treatments | None = None, insulin: DailyTotals | None = None) -> Figure:
     """The last 14 calendar days in full-width rows of 7, one panel per day, readings joined
     except across gaps > 45 min; days without readings keep their (empty) panel, so every
-    row spans the page whatever the record's length. Known treatments are marked: hypo
-    rescues as red triangles at the bottom, boluses as blue ones at the top."""
+    row spans the page whatever the record's length. Known treatments are marked (hypo
+    rescues and other carbohydrate as triangles at the bottom, boluses at the top) and each
+    day's insulin and carbohydrate totals written in its panel."""
     days = np.arange(t[0] // NS_PER_DAY, t[-1] // NS_PER_DAY + 1)[-DAILY_PANELS:]
     rows = -(-len(days) // DAILY_COLUMNS)
     width, height = A4_LANDSCAPE_IN
@@ -257,8 +312,7 @@ def _daily_figure(t: np.ndarray, g: np.ndarray, patient_id: str,
     fig.suptitle(f"Daily glucose profiles: patient {patient_id}", x=0.06, ha="left", fontsize=13,
                  parse_math=False)
     if treatments is not None:
-        fig.text(0.94, 0.975, "\u25b2 hypo treatment (fast carbs)   \u25bc bolus", ha="right",
-                 va="top", fontsize=8, color="#333333")
+        _marks_legend(fig, treatments)
     axes = fig.subplots(rows, DAILY_COLUMNS, sharey=True, squeeze=False,
                         gridspec_kw={"wspace": 0.08, "hspace": 0.3})
     ymax = max(350.0, float(g.max()) + 10)
@@ -275,11 +329,11 @@ def _daily_figure(t: np.ndarray, g: np.ndarray, patient_id: str,
         ax.fill_between(hours, gl, lo, where=gl < lo, interpolate=True, color=BANDS[3].color, lw=0)
         ax.plot(hours, gl, color="#333333", lw=0.8)
         if treatments is not None:
-            today = (treatments.time_ns // NS_PER_DAY) == day
-            at = (treatments.time_ns - day * NS_PER_DAY) / (60 * NS_PER_MIN)
-            rescue, bolus = today & treatments.of("hypo_carbs"), today & treatments.of("bolus")
-            ax.plot(at[rescue], np.full(rescue.sum(), 12.0), "^", color=BANDS[3].color, ms=4)
-            ax.plot(at[bolus], np.full(bolus.sum(), ymax - 12.0), "v", color="#2166AC", ms=4)
+            _mark_treatments(ax, treatments, int(day), ymax)
+        note = _day_totals(insulin, treatments, int(day))
+        if note:
+            ax.text(0.5, 0.935, note, transform=ax.transAxes, ha="center", va="top",
+                    fontsize=6.5, color="#333333", parse_math=False)
         label = np.datetime64(int(day), "D").item().strftime("%a %d %b")
         ax.set_title(label, fontsize=9, color="#333333" if keep.any() else "#999999")
         ax.set(xlim=(0, 24), ylim=(0, ymax), xticks=[0, 6, 12, 18, 24], yticks=[54, 70, 180, 250])
@@ -288,27 +342,93 @@ def _daily_figure(t: np.ndarray, g: np.ndarray, patient_id: str,
     return fig
 
 
-def _page_one(title: str, patient_id: str, tables: list[_Table], sufficiency: str,
+def _marks(treatments: Treatments) -> list[tuple[np.ndarray, str, str, str]]:
+    """The kinds of treatment marked: (which, marker, colour, legend), those recorded only."""
+    rescue = treatments.rescue
+    marks = ([(rescue, "^", RESCUE_COLOR, "hypo treatment (fast carbs)")]
+             if treatments.hypo is not None else [])
+    if treatments.meals_recorded:
+        marks.append((treatments.carbs & ~rescue, "^", CARBS_COLOR, "carbohydrate"))
+    return [*marks, (treatments.bolus, "v", BOLUS_COLOR, "bolus")]
+
+
+def _marks_legend(fig: Figure, treatments: Treatments) -> None:
+    for k, (_, marker, color, label) in enumerate(reversed(_marks(treatments))):
+        symbol = "\u25b2" if marker == "^" else "\u25bc"
+        fig.text(0.94 - 0.16 * k, 0.975, f"{symbol} {label}", ha="right", va="top", fontsize=8,
+                 color=color)
+
+
+def _mark_treatments(ax: Axes, treatments: Treatments, day: int, ymax: float) -> None:
+    """One day's treatments: carbohydrate at the bottom, boluses at the top of the panel."""
+    today = (treatments.time_ns // NS_PER_DAY) == day
+    at = (treatments.time_ns - day * NS_PER_DAY) / (60 * NS_PER_MIN)
+    for which, marker, color, _ in _marks(treatments):
+        shown = today & which
+        ax.plot(at[shown], np.full(shown.sum(), 12.0 if marker == "^" else ymax - 12.0), marker,
+                color=color, ms=4)
+
+
+def _day_totals(insulin: DailyTotals | None, treatments: Treatments | None, day: int) -> str:
+    """A day's insulin (the total dose, or boluses when basal is unknown) and carbohydrate,
+    for the days the totals cover; empty for the others."""
+    if insulin is None or treatments is None:
+        return ""
+    k = np.flatnonzero(insulin.day_start_ms == day * MS_PER_DAY)
+    if not len(k):
+        return ""
+    total = insulin.total_u[k[0]]
+    text = f"{total:.1f} U" if np.isfinite(total) else f"bolus {insulin.bolus_u[k[0]]:.1f} U"
+    return text + (f", {insulin.carbs_g[k[0]]:.0f} g" if treatments.meals_recorded else "")
+
+
+def _page_one(title: str, patient_id: str, tables: _PageTables, sufficiency: str,
               sufficient: bool, m: dict, t: np.ndarray, g: np.ndarray) -> Figure:
-    """PDF page 1: header, sufficiency note, tables, time-in-ranges bar and the AGP."""
+    """PDF page 1: header, sufficiency note, tables, time-in-ranges bar and the AGP.
+
+    Left column: patient, then consensus targets; right column: glucose statistics and
+    insulin, then the time-in-ranges bar; episodes across the page, the AGP below. Each
+    band is as tall as its longer column (tables have fixed row heights) and the AGP takes
+    what is left."""
     fig = Figure(figsize=A4_PORTRAIT_IN)
     fig.text(0.06, 0.965, title, fontsize=15, weight="bold", parse_math=False)
     fig.text(0.06, 0.945, f"Patient {patient_id}", fontsize=10, parse_math=False)
     fig.text(0.06, 0.925, sufficiency, fontsize=8, color="black" if sufficient else "#C00000",
              weight="normal" if sufficient else "bold", parse_math=False)
-    episodes = len(tables) > 3  # a full-width row under the targets, when the metrics have them
-    grid = fig.add_gridspec(4 if episodes else 3, 2, top=0.89, bottom=0.05, left=0.07, right=0.96,
-                            height_ratios=[1.0, 1.0, 0.6, 1.6] if episodes else [1.0, 1.0, 1.6],
-                            hspace=0.35, wspace=0.1)
-    for spec, table in zip([grid[0, 0], grid[0, 1], grid[1, 0], grid[2, :]], tables):
-        _draw_table(fig.add_subplot(spec), table)
-    _draw_tir(fig.add_subplot(grid[1, 1]), m)
-    _draw_agp(fig.add_subplot(grid[-1, :]), t, g)
+    top, bottom = 0.9, 0.04
+    upper = (tables.patient.height_in, tables.statistics.height_in + tables.insulin.height_in)
+    middle = max(tables.targets.height_in, TIR_MIN_IN)
+    bands = [max(upper), middle] + ([tables.episodes.height_in] if tables.episodes else [])
+    agp = max(AGP_MIN_IN, (top - bottom) * A4_PORTRAIT_IN[1] - sum(bands))
+    grid = fig.add_gridspec(len(bands) + 1, 2, top=top, bottom=bottom, left=0.07, right=0.96,
+                            height_ratios=[*bands, agp], hspace=0.0, wspace=0.1)
+    _draw_table(fig.add_subplot(grid[0, 0]), tables.patient)
+    right = grid[0, 1].subgridspec(2, 1, height_ratios=[upper[1] - tables.insulin.height_in,
+                                                        max(upper) - upper[1] + tables.insulin.height_in],
+                                   hspace=0.0)
+    _draw_table(fig.add_subplot(right[0]), tables.statistics)
+    _draw_table(fig.add_subplot(right[1]), tables.insulin)
+    _draw_table(fig.add_subplot(grid[1, 0]), tables.targets)
+    tir = fig.add_subplot(grid[1, 1])
+    _below_title(tir)
+    _draw_tir(tir, m)
+    if tables.episodes:
+        _draw_table(fig.add_subplot(grid[2, :]), tables.episodes)
+    agp_ax = fig.add_subplot(grid[-1, :])
+    _below_title(agp_ax)
+    _draw_agp(agp_ax, t, g)
     return fig
 
 
+def _below_title(ax: Axes) -> None:
+    """Lower the top of ``ax`` to leave room for its title inside its band of the page."""
+    pos = ax.get_position()
+    ax.set_position((pos.x0, pos.y0, pos.width, pos.height - TITLE_IN / ax.figure.get_figheight()))
+
+
 def _draw_table(ax: Axes, table: _Table) -> None:
-    """A text table at the top left of ``ax``, rows a fixed height on the page."""
+    """A text table at the top left of ``ax`` under its title, rows a fixed height on the page."""
+    _below_title(ax)
     ax.axis("off")
     ax.set_title(table.title, loc="left", fontsize=10, weight="bold")
     header = table.header if any(table.header) else None
@@ -338,7 +458,7 @@ text-align:left}.met{color:#1B7A3A;font-weight:bold}.notmet{color:#C00000;font-w
 footer{font-size:.8em;color:#666}"""
 
 
-def _html(title: str, patient_id: str, tables: list[_Table], sufficiency: str, sufficient: bool,
+def _html(title: str, patient_id: str, tables: _PageTables, sufficiency: str, sufficient: bool,
           pngs: list[str]) -> str:
     """The self-contained HTML page: inline CSS, base64 PNGs, every text escaped."""
     e = html.escape
@@ -357,9 +477,14 @@ def _html(title: str, patient_id: str, tables: list[_Table], sufficiency: str, s
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}: {e(patient_id)}</title>
 <style>{_CSS}</style></head><body>
 <h1>{e(title)}</h1><p>Patient <strong>{e(patient_id)}</strong></p>
-{table_html(tables[0])}<p class="note{'' if sufficient else ' warn'}">{e(sufficiency)}</p>
+{table_html(tables.patient)}<p class="note{'' if sufficient else ' warn'}">{e(sufficiency)}</p>
 <h2>Glucose statistics and targets</h2>
-{''.join(table_html(tb) for tb in tables[1:])}<div>{img[0]}</div>
+{''.join(table_html(tb) for tb in (tables.statistics, tables.targets, tables.episodes) if tb)}
+<div>{img[0]}</div>
+<h2>Insulin and carbohydrate</h2>
+{table_html(tables.insulin)}
+<p>Daily means over the days with treatment records. Basal: the newest profile's schedule,
+replaced by temporary basal rates while they run (as Nightscout shows it).</p>
 <h2>Ambulatory glucose profile</h2>{img[1]}
 <p>Median, 25-75 % and 5-95 % of glucose by time of day, all days pooled; green: target range
 70-180 mg/dL.</p>
