@@ -29,6 +29,9 @@ class IngestConfig(Strict):
     auto_register: bool = Field(True, description="register unknown sensors on first reading")
     max_body_bytes: int = Field(8 << 20, ge=1024, description="largest request body accepted")
     max_batch: int = Field(50_000, ge=1, description="most readings in one request")
+    max_documents: int = Field(20_000, ge=100, description=(
+        "Nightscout documents kept per patient and collection for reads (older ones are in "
+        "the lake); 20,000 is 10 weeks of a closed loop's treatments"))
     max_future_skew_s: int = Field(300, ge=0, description="how far ahead a timestamp may be")
     min_ts_ms: int = Field(EARLIEST_TS_MS, description="oldest timestamp accepted (2000-01-01)")
     segment_max_bytes: int = Field(64 << 20, ge=1 << 16)

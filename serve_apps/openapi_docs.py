@@ -11,10 +11,11 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from cgm_ray.schema import ARROW_STREAM
+from serve_apps.nightscout.documents import EVENT_TYPES, PROFILE_SCHEDULES, TREATMENT_NUMBERS
 from serve_apps.validation import ALERT_TYPES, NightscoutEntry, ReadingBatch
 
-__all__ = ["ENTRIES_BODY", "ERRORS", "READINGS_BODY", "SETTINGS_DISABLED", "Problem", "errors",
-           "json_body"]
+__all__ = ["DEVICESTATUS_BODY", "ENTRIES_BODY", "ERRORS", "PROFILE_BODY", "READINGS_BODY",
+           "SETTINGS_DISABLED", "TREATMENTS_BODY", "Problem", "errors", "json_body"]
 
 
 class Problem(BaseModel):
@@ -79,3 +80,45 @@ READINGS_BODY = {"required": True, "content": {
 _ENTRY = _schema(NightscoutEntry)
 ENTRIES_BODY = {"required": True, "content": {"application/json": {"schema": {
     "anyOf": [_ENTRY, {"type": "array", "items": _ENTRY}]}}}}
+
+# Nightscout documents: objects whose known fields are checked (serve_apps.nightscout.
+# documents) and whose other fields are kept as given; one record or a list.
+_TIME = {"type": "string", "format": "date-time",
+         "description": "ISO 8601; not before 1970 (too old)"}
+_NUMBER = {"type": "number"}
+_IDS = {"_id": {"type": "string", "minLength": 1, "maxLength": 128},
+        "identifier": {"type": "string", "minLength": 1, "maxLength": 128}}
+_TREATMENT = {"type": "object", "required": ["eventType"], "properties": {
+    **_IDS, "eventType": {"type": "string", "pattern": r"\S",
+                          "examples": list(EVENT_TYPES[:5])},
+    "created_at": _TIME, "eventTime": _TIME, "timestamp": _TIME,
+    **{name: _NUMBER for name in TREATMENT_NUMBERS},
+    "insulin": {"type": "number", "minimum": 0}, "carbs": {"type": "number", "minimum": 0},
+    "duration": {"type": "number", "minimum": 0, "maximum": 7 * 1440},
+    "enteredBy": {"type": "string"}, "notes": {"type": "string"}}}
+_BATTERY = {"type": "object", "properties": {"percent": _NUMBER}}
+_DEVICESTATUS = {"type": "object", "properties": {
+    **_IDS, "device": {"type": "string"}, "created_at": _TIME,
+    "pump": {"type": "object", "properties": {"reservoir": _NUMBER, "battery": _BATTERY}},
+    "uploader": {"type": "object", "properties": {"battery": _NUMBER}},
+    "uploaderBattery": {"anyOf": [_NUMBER, {"type": "boolean"}]}}}
+_SCHEDULE = {"anyOf": [_NUMBER, {"type": "array", "minItems": 1, "items": {
+    "type": "object", "required": ["value"], "properties": {
+        "time": {"type": "string", "pattern": r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$"},
+        "value": _NUMBER}}}]}
+_PROFILE = {"type": "object", "required": ["store"], "properties": {
+    **_IDS, "startDate": _TIME, "created_at": _TIME,
+    "defaultProfile": {"type": "string", "description": "names a profile of store"},
+    "store": {"type": "object", "minProperties": 1, "additionalProperties": {
+        "type": "object", "properties": {"dia": _NUMBER,
+                                         **{name: _SCHEDULE for name in PROFILE_SCHEDULES}}}}}}
+
+
+def _one_or_list(schema: dict) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": {
+        "anyOf": [schema, {"type": "array", "items": schema}]}}}}
+
+
+TREATMENTS_BODY = _one_or_list(_TREATMENT)
+DEVICESTATUS_BODY = _one_or_list(_DEVICESTATUS)
+PROFILE_BODY = _one_or_list(_PROFILE)

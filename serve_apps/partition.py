@@ -16,6 +16,8 @@ import pyarrow as pa
 from ray import serve
 
 from serve_apps.config import IngestConfig
+from serve_apps.nightscout.documents import Document
+from serve_apps.nightscout.query import Filter
 from serve_apps.partition_core import PartitionCore, now_ms
 from serve_apps.partition_state import SensorInfo
 from serve_apps.replies import PartitionStats, PartitionWrite, Rejection
@@ -58,9 +60,31 @@ class Partition:
     def set_settings(self, patient_id: str, settings: dict) -> None:
         self.core.set_settings(patient_id, settings)
 
+    async def put_documents(self, patient_id: str, docs: list[Document]) -> list[dict]:
+        return await self.core.put_documents(patient_id, docs)
+
+    async def delete_documents(self, patient_id: str, collection: str, keys: list[str]) -> int:
+        return await self.core.delete_documents(patient_id, collection, keys)
+
+    def find_documents(self, patient_id: str, collection: str, filters: list[Filter],
+                       limit: int, skip: int = 0, newest_first: bool = True) -> list[dict]:
+        return self.core.documents.find(patient_id, collection, filters, limit, skip,
+                                        newest_first)
+
+    def get_document(self, patient_id: str, collection: str, key: str) -> dict | None:
+        return self.core.documents.get(patient_id, collection, key)
+
+    def document_history(self, patient_id: str, collection: str, since_ms: int,
+                         limit: int) -> list[dict]:
+        return self.core.documents.history(patient_id, collection, since_ms, limit)
+
+    def last_modified(self, patient_id: str) -> dict[str, int]:
+        return self.core.documents.last_modified(patient_id)
+
     async def flush(self) -> None:
-        """Land the open log segment now (the ETL loads only landed segments)."""
+        """Land the open log segments now (the ETL loads only landed segments)."""
         await self.core.wal.roll()
+        await self.core.document_wal.roll()
 
     def stats(self) -> PartitionStats:
         return self.core.stats()

@@ -21,8 +21,10 @@ import pyarrow.fs as pafs
 
 from cgm_ray.fs import write_bytes_atomic
 from cgm_ray.glucose.alerts import AlertSettings
-from cgm_ray.schema import LANDING_SCHEMA
+from cgm_ray.schema import DOCUMENT_SCHEMA, LANDING_SCHEMA
 from serve_apps.config import IngestConfig
+from serve_apps.nightscout.documents import Document
+from serve_apps.nightscout.store import DocumentStore
 from serve_apps.partition_state import PartitionState, SensorConflict, SensorInfo, UnknownSensors
 from serve_apps.replies import PartitionStats, PartitionWrite, Rejection
 from serve_apps.wal import WriteAheadLog
@@ -30,6 +32,9 @@ from serve_apps.webhooks import Webhooks
 
 KEEPALIVE_S = 15.0
 REPLAY_HORIZON_S = 2 * 86_400  # landed segments younger than this rebuild the hot state
+# Documents are few (a closed loop makes ~600 a day) and apps read weeks of them (profiles,
+# site changes), so their hot state reaches further back.
+DOCUMENT_REPLAY_HORIZON_S = 30 * 86_400
 
 
 def now_ms() -> int:
@@ -66,6 +71,11 @@ class PartitionCore:
         self.wal = WriteAheadLog(base / "wal" / f"p{index:03d}", config.landing_dir,
                                  f"p{index:03d}", LANDING_SCHEMA, config.segment_max_bytes,
                                  config.segment_max_age_s)
+        self.documents = DocumentStore(config.max_documents)
+        self.document_wal = WriteAheadLog(base / "documents" / f"p{index:03d}",
+                                          config.documents_landing_dir, f"p{index:03d}",
+                                          DOCUMENT_SCHEMA, config.segment_max_bytes,
+                                          config.segment_max_age_s)
         self.telemetry = telemetry or NoCounters()
         self.alerts_fired: Counter[str] = Counter()  # fired alerts by type
         self.newest_ts_ms = 0  # the clock of signal-loss checks in "readings" mode
@@ -74,6 +84,11 @@ class PartitionCore:
         self._load_registry()
         self.wal.recover()
         self.replayed = self._replay()
+        self.document_wal.recover()
+        self.replayed_documents = sum(
+            self.documents.apply(batch) for batch in
+            _recent_batches(self.document_wal, DOCUMENT_REPLAY_HORIZON_S))
+        self.documents.evict()
 
     def _load_registry(self) -> None:
         if not self.registry_path.exists():
@@ -98,22 +113,15 @@ class PartitionCore:
 
     def _replay(self) -> int:
         """Rebuild rings and alert states from the log (events are not re-published)."""
-        horizon = time.time() - REPLAY_HORIZON_S
         rows = 0
-        for path in sorted(Path(self.config.landing_dir).glob(f"p{self.index:03d}-*.arrows")):
-            if path.stat().st_mtime < horizon:
-                continue
-            seq = int(path.stem.rsplit("-", 1)[1])
-            for batch in self.wal.replay(since_seq=seq):
-                table = pa.Table.from_batches([batch])
-                new, slots, _, _ = self.state.admit(table)
-                self.state.alerts.evaluate(slots, new.column("ts_ms").to_numpy(),
-                                           new.column("glucose_mgdl").to_numpy())
-                if new.num_rows:
-                    self.newest_ts_ms = max(self.newest_ts_ms,
-                                            pc.max(new.column("ts_ms")).as_py())
-                rows += new.num_rows
-            break  # replay(since_seq) covered this and every later segment
+        for batch in _recent_batches(self.wal, REPLAY_HORIZON_S):
+            table = pa.Table.from_batches([batch])
+            new, slots, _, _ = self.state.admit(table)
+            self.state.alerts.evaluate(slots, new.column("ts_ms").to_numpy(),
+                                       new.column("glucose_mgdl").to_numpy())
+            if new.num_rows:
+                self.newest_ts_ms = max(self.newest_ts_ms, pc.max(new.column("ts_ms")).as_py())
+            rows += new.num_rows
         return rows
 
     async def ingest(self, table: pa.Table) -> PartitionWrite | Rejection:
@@ -141,6 +149,32 @@ class PartitionCore:
         self.telemetry.ingested(new.num_rows, table.num_rows - new.num_rows)
         return PartitionWrite(new.num_rows, table.num_rows - new.num_rows, rows)
 
+    async def put_documents(self, patient_id: str, docs: list[Document]) -> list[dict]:
+        """Create or replace documents; returns them as stored, once durable.
+
+        Raises if the log could not make them durable; the store is then rolled back, so
+        nothing unacknowledged is served and a retry stores them.
+        """
+        versions, undo = self.documents.upsert(patient_id, docs, now_ms())
+        await self._log_documents(versions, undo)
+        self.documents.evict()
+        return [v.document for v in versions]
+
+    async def delete_documents(self, patient_id: str, collection: str, keys: list[str]) -> int:
+        """Soft-delete documents by identifier or ``_id``; returns how many were deleted."""
+        versions, undo = self.documents.delete(patient_id, collection, keys, now_ms())
+        await self._log_documents(versions, undo)
+        return len(versions)
+
+    async def _log_documents(self, versions: list, undo: list) -> None:
+        if not versions:
+            return
+        try:
+            await self.document_wal.append(DocumentStore.log_rows(versions))
+        except Exception:
+            DocumentStore.rollback(undo)
+            raise
+
     def _count_alerts(self, events: list[dict]) -> None:
         """Count alert events and hand them to the patients' webhooks (if any)."""
         self.telemetry.alerts(events)
@@ -160,9 +194,10 @@ class PartitionCore:
         clock_ms = now_ms() if self.config.signal_loss_clock == "wall" else self.newest_ts_ms
         if clock_ms:
             self._count_alerts(self.state.check_time(clock_ms))
-        if self.wal._segment_path is not None and \
-                time.monotonic() - self.wal._segment_opened >= self.config.segment_max_age_s:
-            self.wal.request_roll()
+        for wal in (self.wal, self.document_wal):
+            if wal._segment_path is not None and \
+                    time.monotonic() - wal._segment_opened >= self.config.segment_max_age_s:
+                wal.request_roll()
 
     def register(self, sensor_id: str, patient_id: str, attrs: dict) -> SensorInfo | Rejection:
         """Register a sensor to a patient (409 if it belongs to another patient)."""
@@ -193,7 +228,9 @@ class PartitionCore:
             patients=len(self.state.patients), replayed=self.replayed,
             wal_rows=self.wal.appended_rows, wal_commits=self.wal.commits,
             alerts_fired=self.alerts_fired.total(), alerts_fired_by_type=dict(self.alerts_fired),
-            webhooks_delivered=self.webhooks.delivered, webhooks_failed=self.webhooks.failed)
+            webhooks_delivered=self.webhooks.delivered, webhooks_failed=self.webhooks.failed,
+            documents_replayed=self.replayed_documents,
+            document_rows=self.document_wal.appended_rows)
 
     async def stream(self, patient_id: str):
         """Alert events of a patient as they happen (SSE payloads); None is a keep-alive."""
@@ -207,3 +244,13 @@ class PartitionCore:
         finally:
             self.state.unsubscribe(patient_id, q)
 
+
+
+def _recent_batches(wal: WriteAheadLog, horizon_s: float):
+    """The durable batches of ``wal``'s landed segments from the first one younger than
+    ``horizon_s`` on (segments are numbered in the order they were written)."""
+    horizon = time.time() - horizon_s
+    for path in wal.landed():
+        if path.stat().st_mtime >= horizon:
+            yield from wal.replay(since_seq=int(path.stem.rsplit("-", 1)[1]))
+            return

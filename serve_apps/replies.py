@@ -78,6 +78,8 @@ class PartitionStats:
     alerts_fired_by_type: dict[str, int]
     webhooks_delivered: int
     webhooks_failed: int
+    documents_replayed: int = 0  # Nightscout document versions replayed at start
+    document_rows: int = 0  # document versions logged since start
 
     def as_json(self) -> dict:
         return asdict(self)

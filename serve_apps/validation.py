@@ -65,19 +65,28 @@ class ReadingBatch(BaseModel):
     range_flag: list[Literal[-1, 0, 1]] | None = None
 
 
-class NightscoutEntry(BaseModel):
-    """A Nightscout v1 entry; only ``sgv`` entries carry CGM readings (others are skipped).
+# An entry's time: ``date`` (epoch ms) or ``dateString`` (ISO 8601).
+_TIMED = {"anyOf": [{"required": ["date"], "properties": {"date": _TS}},
+                    {"required": ["dateString"], "properties": {"dateString": {
+                        "type": "string", "format": "date-time"}}}]}
 
-    An sgv entry needs ``sgv`` and its time as ``date`` or ``dateString``; ``device``
-    names the sensor (1-64 characters, "nightscout" if absent or empty).
+
+class NightscoutEntry(BaseModel):
+    """A Nightscout v1 entry. ``sgv`` entries are CGM readings; the others (``mbg`` meter
+    values, ``cal`` calibrations, ...) are stored as documents (serve_apps.nightscout).
+
+    Every entry needs its time as ``date`` or ``dateString``; an sgv entry needs ``sgv``
+    and an mbg entry ``mbg``; ``device`` names the sensor (1-64 characters, "nightscout"
+    if absent or empty).
     """
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={
-        "if": {"properties": {"type": {"const": "sgv"}}},  # also when "type" is absent
-        "then": {"required": ["sgv"], "properties": {"sgv": _GLUCOSE},
-                 "anyOf": [{"required": ["date"], "properties": {"date": _TS}},
-                           {"required": ["dateString"], "properties": {"dateString": {
-                               "type": "string", "format": "date-time"}}}]}})
+    model_config = ConfigDict(extra="allow", json_schema_extra={"allOf": [
+        {"if": {"properties": {"type": {"const": "sgv"}}},  # also when "type" is absent
+         "then": {"required": ["sgv"], "properties": {"sgv": _GLUCOSE}, **_TIMED}},
+        {"if": {"required": ["type"], "properties": {"type": {"const": "mbg"}}},
+         "then": {"required": ["mbg"], "properties": {"mbg": _GLUCOSE}}},
+        {"if": {"required": ["type"], "properties": {"type": {"not": {"const": "sgv"}}}},
+         "then": {"properties": {"type": {"minLength": 1, "maxLength": 32}}, **_TIMED}}]})
     type: str = "sgv"
     sgv: float | None = Field(None, json_schema_extra={"anyOf": [_GLUCOSE, {"type": "null"}]})
     date: int | None = Field(None, json_schema_extra={"anyOf": [_TS, {"type": "null"}]})
@@ -237,9 +246,9 @@ def check_readings(data: pa.Table | ReadingBatch, now_ms: int, max_future_skew_s
     return check(data, now_ms, max_future_skew_s, min_ts_ms, max_batch)
 
 
-def entries_table(entries: list[NightscoutEntry], patient_id: str) -> tuple[pa.Table, int]:
-    """The sgv entries as a batch for ``patient_id``; also how many non-sgv were skipped."""
-    rows = [e for e in entries if e.type == "sgv"]
+def entries_table(rows: list[NightscoutEntry], patient_id: str) -> pa.Table:
+    """Sgv entries as a batch of readings for ``patient_id`` (the caller keeps the other
+    types apart: they are documents)."""
     for i, e in enumerate(rows):
         if e.sgv is None:
             raise InvalidReadings("sgv", "required for type sgv", i)
@@ -259,4 +268,4 @@ def entries_table(entries: list[NightscoutEntry], patient_id: str) -> tuple[pa.T
         "ts_ms": pa.array([e.date for e in rows], pa.int64()),
         "glucose_mgdl": pa.array([e.sgv for e in rows], pa.float64()),
     })
-    return table, len(entries) - len(rows)
+    return table

@@ -81,6 +81,10 @@ class WriteAheadLog:
             path.unlink(missing_ok=True)
         _fsync_dir(self.landing)
 
+    def landed(self) -> list[Path]:
+        """This log's landed segments, oldest first."""
+        return self._segments(self.landing)
+
     def replay(self, since_seq: int = 0) -> Iterator[pa.RecordBatch]:
         """Every durable batch in landed segments (sequence number >= ``since_seq``)."""
         for path in self._segments(self.landing):

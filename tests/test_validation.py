@@ -117,12 +117,10 @@ def entries(*items: dict) -> list[NightscoutEntry]:
     return [NightscoutEntry.model_validate(x) for x in items]
 
 
-def test_nightscout_sgv_entries_become_readings_and_others_are_skipped():
-    table, skipped = entries_table(entries(
+def test_nightscout_sgv_entries_become_readings():
+    table = entries_table(entries(
         {"type": "sgv", "sgv": 120, "date": NOW, "device": "xDrip"},
-        {"sgv": 118, "dateString": "2026-09-21T12:00:00.000z"},
-        {"type": "mbg", "mbg": 130}), "pat")
-    assert skipped == 1
+        {"sgv": 118, "dateString": "2026-09-21T12:00:00.000z"}), "pat")
     assert table.column("sensor_id").to_pylist() == ["xDrip", "nightscout"]
     assert table.column("ts_ms").to_pylist() == [NOW, 1_789_992_000_000]
     assert table.column("patient_id").to_pylist() == ["pat", "pat"]
