@@ -35,7 +35,6 @@ from actors.sinks.nightscout_docs import (
     summed_treatments,
     temp_basal,
     treatment,
-    trend_deltas,
     xdrip_devicestatus,
 )
 from actors.sinks.posting import Poster, Request
@@ -101,9 +100,9 @@ class NightscoutSink:
         glucose = table.column("glucose_mgdl").to_numpy().astype(np.float64)
         prev_ts, prev_glucose = self._readings_seen.previous(patients, ts, glucose)
         slope = slope_mgdl_per_min(prev_glucose, prev_ts, glucose, ts)
+        delta = [None if np.isnan(v) else float(v) * 5.0 for v in slope]  # per 5 min, as Nightscout's
         return [Reading(p, s, int(t), float(g), d, str(a)) for p, s, t, g, d, a in zip(
-            patients, table.column("sensor_id").to_pylist(), ts, glucose, trend_deltas(slope),
-            direction(slope))]
+            patients, table.column("sensor_id").to_pylist(), ts, glucose, delta, direction(slope))]
 
     def cycles(self, loop: pa.Table | None, start_ms: int) -> list[LoopCycle]:
         """A closed loop's cycles of the window, each with the CGM value of the cycle before."""
@@ -132,10 +131,14 @@ class NightscoutSink:
             status = [(p, xdrip_devicestatus(p, ts)) for p, ts in newest.items()]
         docs = {"treatments": treatments, "devicestatus": status}
         if self.style == "loop" and self.therapy is not None and window.t0_min == 0:
-            docs["profile"] = [(name, profile_document(nightscout_profile(self.therapy, i, window.start_ms),
-                                                       name))
-                               for i, name in enumerate(self.therapy.names)]
+            docs["profile"] = self.profiles(self.therapy, window.start_ms)
         return readings, docs
+
+    @staticmethod
+    def profiles(therapy: ProgrammedTherapy, start_ms: int) -> list[tuple[str, dict]]:
+        """Each patient's profile, as Loop uploads it once at the start."""
+        return [(name, profile_document(nightscout_profile(therapy, row, start_ms), name))
+                for row, name in enumerate(therapy.names)]
 
     # -- sending -------------------------------------------------------------------------
     def _requests(self, collection: str, docs: Iterable[tuple[str, dict]]) -> list[tuple[Request, int]]:
@@ -154,12 +157,13 @@ class NightscoutSink:
         readings, docs = self.documents(window)
         entries = self._requests("entries", ((r.patient_id, entry(self.style, r)) for r in readings))
         others = [req for collection, found in docs.items() for req in self._requests(collection, found)]
-        results = self.poster.post_all([req for req, _ in entries + others])
-        done = [(n, ok) for (_, n), ok in zip(entries + others, results)]
-        acked = sum(n for n, ok in done[:len(entries)] if ok)
-        documents_acked = sum(n for n, ok in done[len(entries):] if ok)
-        return Delivery(acked=acked, failed=len(readings) - acked, documents_acked=documents_acked,
-                        documents_failed=sum(n for n, _ in done[len(entries):]) - documents_acked)
+        sent = entries + others
+        results = self.poster.post_all([request for request, _ in sent])
+        acked = [size if ok else 0 for (_, size), ok in zip(sent, results)]
+        readings_acked, documents_acked = sum(acked[:len(entries)]), sum(acked[len(entries):])
+        documents = sum(size for _, size in others)
+        return Delivery(acked=readings_acked, failed=len(readings) - readings_acked,
+                        documents_acked=documents_acked, documents_failed=documents - documents_acked)
 
     def close(self) -> None:
         self.poster.close()

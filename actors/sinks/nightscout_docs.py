@@ -35,13 +35,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-import numpy as np
-
 from cgm_ray.glucose.trend import ar2_forecast
 from simulators.controllers.interface import PERIOD_MIN
 
 Style = Literal["xdrip", "loop"]
-STYLES: tuple[Style, ...] = ("xdrip", "loop")
 
 NAMESPACE = uuid.UUID("6f1c2b1e-2d57-5b0e-9a55-2f1f6c0e4a21")  # of every cgm-ray fleet document
 XDRIP_DEVICE = "xDrip-DexcomG5"
@@ -226,7 +223,3 @@ def profile_document(profile: dict, patient_id: str) -> dict:
     return profile | {"enteredBy": LOOP_DEVICE, "created_at": profile["startDate"],
                       "identifier": str(uid)}
 
-
-def trend_deltas(slope_mgdl_per_min: np.ndarray) -> list[float | None]:
-    """Nightscout's ``delta`` (change over 5 min at the current rate) of each slope; None for NaN."""
-    return [None if np.isnan(s) else float(s) * 5.0 for s in slope_mgdl_per_min]
