@@ -16,17 +16,28 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/cgm-ray demo
 
-# The real oref0 (npm, MIT) for the oref0 port's parity tests, in a project-local folder.
-# Installed when Node is on PATH; without Node those tests skip and say why.
+# Node packages the tests run as real peers, in a project-local folder, one stamp per pinned
+# package: oref0 (npm, MIT) for the oref0 port's parity tests, and share2nightscout-bridge (npm,
+# GPL-3.0-only; run as a separate program, not linked) as a real Nightscout uploader in
+# tests/test_nightscout_clients.py. Installed when Node is on PATH; without Node those tests skip
+# and say why. One after the other (order-only prerequisite): both write .node/package.json.
 OREF0_VERSION := 0.7.1
+SHARE_BRIDGE_VERSION := 0.2.12
 NODE_STAMP := .node/.oref0-$(OREF0_VERSION)
+SHARE_BRIDGE_STAMP := .node/.share2nightscout-bridge-$(SHARE_BRIDGE_VERSION)
+NODE_STAMPS := $(NODE_STAMP) $(SHARE_BRIDGE_STAMP)
 HAVE_NODE := $(shell command -v node 2>/dev/null)
 
 $(NODE_STAMP):
 	npm install --prefix .node --no-audit --no-fund --silent oref0@$(OREF0_VERSION)
 	touch $(NODE_STAMP)
 
-node-deps: $(NODE_STAMP)
+$(SHARE_BRIDGE_STAMP): | $(NODE_STAMP)
+	npm install --prefix .node --no-audit --no-fund --silent --save-exact \
+		share2nightscout-bridge@$(SHARE_BRIDGE_VERSION)
+	touch $(SHARE_BRIDGE_STAMP)
+
+node-deps: $(NODE_STAMPS)
 
 # Loop's algorithm (Tidepool's PyLoopKit, BSD-2) for simulators/controllers/loop_reference.py.
 # Its only release on PyPI, the sdist pyloopkit-test, pins numpy==1.16.4 (which does not build on
@@ -43,7 +54,7 @@ $(LOOP_STAMP): $(STAMP)
 
 loop-deps: $(LOOP_STAMP)
 
-test: $(STAMP) $(LOOP_STAMP) $(if $(HAVE_NODE),$(NODE_STAMP))
+test: $(STAMP) $(LOOP_STAMP) $(if $(HAVE_NODE),$(NODE_STAMPS))
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -51,7 +62,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: $(STAMP) $(LOOP_STAMP) $(if $(HAVE_NODE),$(NODE_STAMP))
+bench: $(STAMP) $(LOOP_STAMP) $(if $(HAVE_NODE),$(NODE_STAMPS))
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_cohort.py
 	$(BIN)/python benchmarks/bench_controllers.py

@@ -35,6 +35,8 @@ LANDING_SCHEMA = pa.schema([
     pa.field("glucose_mgdl", pa.float32(), nullable=False),
     pa.field("range_flag", pa.int8(), nullable=False),
     pa.field("received_ms", pa.int64(), nullable=False),  # when the ingest accepted it
+    # the uploader's trend arrow (cgm_ray.glucose.trend.TREND_CODES), 0 if it sent none
+    pa.field("trend", pa.int8(), nullable=False),
 ])
 
 # The lake's readings table (``readings/bucket=NN/date=YYYY-MM-DD/*.parquet``): one row per

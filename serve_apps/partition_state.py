@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from cgm_ray.glucose.alerts import AlertEngine, AlertEvent, AlertSettings, AlertType
-from cgm_ray.glucose.trend import direction, slope_mgdl_per_min
+from cgm_ray.glucose.trend import TREND_NAMES, direction, slope_mgdl_per_min
 
 ALERT_HISTORY = 500  # events kept per patient
 SUBSCRIBER_QUEUE = 1000
@@ -80,13 +80,15 @@ class PartitionState:
         ts = np.full((capacity, self.hot), -1, np.int64)
         g = np.zeros((capacity, self.hot), np.float32)
         flag = np.zeros((capacity, self.hot), np.int8)
+        trend = np.zeros((capacity, self.hot), np.int8)  # the uploader's arrow, 0: compute one
         count = np.zeros(capacity, np.int64)
         max_ts = np.full(capacity, -1, np.int64)
         if old is not None:
             n = len(old)
-            ts[:n], g[:n], flag[:n] = self.ring_ts, self.ring_g, self.ring_flag
+            ts[:n], g[:n], flag[:n], trend[:n] = self.ring_ts, self.ring_g, self.ring_flag, self.ring_trend
             count[:n], max_ts[:n] = self.count, self.max_ts
-        self.ring_ts, self.ring_g, self.ring_flag, self.count, self.max_ts = ts, g, flag, count, max_ts
+        self.ring_ts, self.ring_g, self.ring_flag, self.ring_trend = ts, g, flag, trend
+        self.count, self.max_ts = count, max_ts
 
     # -- registry ----------------------------------------------------------------------
     def register_sensor(self, sensor_id: str, patient_id: str, **attrs) -> SensorInfo:
@@ -161,6 +163,8 @@ class PartitionState:
         self.ring_ts[s, pos] = ts[order]
         self.ring_g[s, pos] = table.column("glucose_mgdl").to_numpy()[order]
         self.ring_flag[s, pos] = table.column("range_flag").to_numpy()[order]
+        self.ring_trend[s, pos] = (table.column("trend").to_numpy()[order]
+                                   if "trend" in table.column_names else 0)
         np.add.at(self.count, s, 1)
         np.maximum.at(self.max_ts, s, ts[order])
         return s, pos, ts[order]
@@ -226,9 +230,10 @@ class PartitionState:
         for sensor_id in patient.sensors:
             slot = self.sensors[sensor_id].slot
             ts, g, flag = self.ring_ts[slot], self.ring_g[slot], self.ring_flag[slot]
+            trend = self.ring_trend[slot]
             valid = ts >= 0
             order = np.argsort(ts[valid])
-            ts, g, flag = ts[valid][order], g[valid][order], flag[valid][order]
+            ts, g, flag, trend = ts[valid][order], g[valid][order], flag[valid][order], trend[valid][order]
             prev_ts = np.r_[-1, ts[:-1]]
             prev_g = np.r_[np.nan, g[:-1]]
             slope = slope_mgdl_per_min(prev_g, prev_ts, g, ts)
@@ -237,9 +242,11 @@ class PartitionState:
                 sel &= ts >= since_ms
             if until_ms is not None:
                 sel &= ts <= until_ms
-            arrows = direction(slope[sel])
+            arrows = np.where(trend[sel] > 0, np.asarray(TREND_NAMES, object)[trend[sel]],
+                              direction(slope[sel]))  # as uploaded, else from the readings
+            device = sensor_id.removeprefix(f"{patient_id}/")  # a Nightscout upload's label
             for t, v, f, s, a in zip(ts[sel], g[sel], flag[sel], slope[sel], arrows):
-                rows.append((int(t), float(v), int(f), float(s), str(a), sensor_id))
+                rows.append((int(t), float(v), int(f), float(s), str(a), sensor_id, device))
         rows.sort(key=lambda r: r[0], reverse=True)
         return [_entry(*r) for r in rows[:count]]
 
@@ -272,10 +279,11 @@ class PartitionState:
         return out
 
 
-def _entry(ts_ms: int, glucose: float, flag: int, slope: float, arrow: str, device: str) -> dict:
+def _entry(ts_ms: int, glucose: float, flag: int, slope: float, arrow: str, sensor_id: str,
+           device: str) -> dict:
     delta = None if np.isnan(slope) else round(slope * 5.0, 2)
     return {
-        "_id": f"{device}:{ts_ms}", "type": "sgv", "sgv": int(round(glucose)), "date": ts_ms,
+        "_id": f"{sensor_id}:{ts_ms}", "type": "sgv", "sgv": int(round(glucose)), "date": ts_ms,
         "dateString": datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
         .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "direction": arrow, "delta": 0.0 if delta is None else delta, "device": device,

@@ -10,6 +10,7 @@ columns, the clock) is in the descriptions.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Literal
 
@@ -20,16 +21,21 @@ import pyarrow.ipc as ipc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cgm_ray.glucose.alerts import AlertType
+from cgm_ray.glucose.trend import TREND_CODES, TREND_NAMES
 from cgm_ray.schema import ARROW_STREAM, EARLIEST_TS_MS, LANDING_SCHEMA
 
 GLUCOSE_RANGE_MGDL = (20.0, 600.0)
 MAX_ID_LEN = 64
+# A Nightscout upload's sensor is its patient's device label ("patient/device"): labels such
+# as "xDrip-DexcomG6" are shared by every user of an app, so alone they name no sensor.
+MAX_SENSOR_ID_LEN = 2 * MAX_ID_LEN + 1
 INT64 = (-(1 << 63), (1 << 63) - 1)
 SAFE_INT = (1 << 53) - 1  # the largest integer every JSON parser reads exactly
 ALERT_TYPES = [t.label for t in AlertType]
 
 # JSON Schema fragments of the checks below (documentation only: the checks enforce them).
 _ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN}
+_SENSOR_ID = {"type": "string", "minLength": 1, "maxLength": MAX_SENSOR_ID_LEN}
 _TS = {"type": "integer", "minimum": EARLIEST_TS_MS, "maximum": SAFE_INT,
        "description": "epoch milliseconds, UTC; at least the server's min_ts_ms "
        "(2000-01-01 by default) and at most max_future_skew_s (300 s) ahead of its clock"}
@@ -59,7 +65,7 @@ class ReadingBatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     patient_id: list[str] = Field(**_column(_ID))
-    sensor_id: list[str] = Field(**_column(_ID))
+    sensor_id: list[str] = Field(**_column(_SENSOR_ID))
     ts_ms: list[int] = Field(**_column(_TS))
     glucose_mgdl: list[float] = Field(**_column(_GLUCOSE))
     range_flag: list[Literal[-1, 0, 1]] | None = None
@@ -89,7 +95,8 @@ class NightscoutEntry(BaseModel):
          "then": {"properties": {"type": {"minLength": 1, "maxLength": 32}}, **_TIMED}}]})
     type: str = "sgv"
     sgv: float | None = Field(None, json_schema_extra={"anyOf": [_GLUCOSE, {"type": "null"}]})
-    date: int | None = Field(None, json_schema_extra={"anyOf": [_TS, {"type": "null"}]})
+    # Loop sends ``timeIntervalSince1970 * 1000``, a float: its whole milliseconds are kept.
+    date: int | float | None = Field(None, json_schema_extra={"anyOf": [_TS, {"type": "null"}]})
     dateString: str | None = Field(None, json_schema_extra={
         "anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]})
     device: str | None = Field(None, json_schema_extra={
@@ -101,7 +108,7 @@ class NightscoutEntry(BaseModel):
 class SensorRegistration(BaseModel):
     """A sensor registered to a patient (``POST /api/v2/sensors``)."""
 
-    sensor_id: str = Field(min_length=1, max_length=MAX_ID_LEN)
+    sensor_id: str = Field(min_length=1, max_length=MAX_SENSOR_ID_LEN)
     patient_id: str = Field(min_length=1, max_length=MAX_ID_LEN)
     model: str | None = None
     started_ms: int | None = Field(None, ge=-SAFE_INT, le=SAFE_INT, description="epoch ms")
@@ -133,11 +140,11 @@ def check_disabled(names: list[str]) -> None:
                                   f"known: {ALERT_TYPES}", i)
 
 
-def _check_ids(values: pa.Array, field: str) -> None:
+def _check_ids(values: pa.Array, field: str, max_len: int = MAX_ID_LEN) -> None:
     lengths = pc.utf8_length(values).to_numpy(zero_copy_only=False)
-    bad = np.flatnonzero((lengths == 0) | (lengths > MAX_ID_LEN))
+    bad = np.flatnonzero((lengths == 0) | (lengths > max_len))
     if len(bad):
-        raise InvalidReadings(field, f"must be 1-{MAX_ID_LEN} characters", int(bad[0]))
+        raise InvalidReadings(field, f"must be 1-{max_len} characters", int(bad[0]))
 
 
 def _check_count(n: int, max_batch: int) -> None:
@@ -169,9 +176,13 @@ def check_table(table: pa.Table, now_ms: int, max_future_skew_s: int, min_ts_ms:
                 if "range_flag" in table.column_names else None)
         patients = table.column("patient_id").cast(pa.string()).combine_chunks()
         sensors = table.column("sensor_id").cast(pa.string()).combine_chunks()
+        trend = (table.column("trend").fill_null(0).cast(pa.int8()).to_numpy()
+                 if "trend" in table.column_names else None)
     except pa.ArrowException as exc:
         raise InvalidReadings("readings", f"wrong column type: {exc}") from None
-    return _landing(patients, sensors, ts, g, flag, now_ms, max_future_skew_s, min_ts_ms)
+    if trend is not None and len(bad := np.flatnonzero((trend < 0) | (trend >= len(TREND_NAMES)))):
+        raise InvalidReadings("trend", f"must be 0-{len(TREND_NAMES) - 1}", int(bad[0]))
+    return _landing(patients, sensors, ts, g, flag, now_ms, max_future_skew_s, min_ts_ms, trend)
 
 
 def check_batch(batch: ReadingBatch, now_ms: int, max_future_skew_s: int, min_ts_ms: int,
@@ -199,7 +210,7 @@ def check_batch(batch: ReadingBatch, now_ms: int, max_future_skew_s: int, min_ts
 
 def _landing(patients: pa.Array, sensors: pa.Array, ts: np.ndarray, g: np.ndarray,
              flag: np.ndarray | None, now_ms: int, max_future_skew_s: int,
-             min_ts_ms: int) -> pa.Table:
+             min_ts_ms: int, trend: np.ndarray | None = None) -> pa.Table:
     """Range checks shared by every input form, then the write-ahead log's row layout."""
     n = len(ts)
     flag = np.zeros(n, np.int8) if flag is None else flag
@@ -217,9 +228,10 @@ def _landing(patients: pa.Array, sensors: pa.Array, ts: np.ndarray, g: np.ndarra
     if len(bad):
         raise InvalidReadings("range_flag", "must be -1 (LOW), 0 or 1 (HIGH)", int(bad[0]))
     _check_ids(patients, "patient_id")
-    _check_ids(sensors, "sensor_id")
+    _check_ids(sensors, "sensor_id", MAX_SENSOR_ID_LEN)
     return pa.table([patients, sensors, pa.array(ts), pa.array(g, pa.float32()),
-                     pa.array(flag, pa.int8()), pa.array(np.full(n, now_ms, np.int64))],
+                     pa.array(flag, pa.int8()), pa.array(np.full(n, now_ms, np.int64)),
+                     pa.array(np.zeros(n, np.int8) if trend is None else trend, pa.int8())],
                     schema=LANDING_SCHEMA)
 
 
@@ -246,6 +258,11 @@ def check_readings(data: pa.Table | ReadingBatch, now_ms: int, max_future_skew_s
     return check(data, now_ms, max_future_skew_s, min_ts_ms, max_batch)
 
 
+def nightscout_sensor(patient_id: str, device: str | None) -> str:
+    """The sensor id of a Nightscout upload: its device label within the patient."""
+    return f"{patient_id}/{device or 'nightscout'}"
+
+
 def entries_table(rows: list[NightscoutEntry], patient_id: str) -> pa.Table:
     """Sgv entries as a batch of readings for ``patient_id`` (the caller keeps the other
     types apart: they are documents)."""
@@ -260,12 +277,22 @@ def entries_table(rows: list[NightscoutEntry], patient_id: str) -> pa.Table:
                              .timestamp() * 1000)
             except (ValueError, OverflowError, OSError):
                 raise InvalidReadings("dateString", "not an ISO 8601 time", i) from None
-        if not INT64[0] <= e.date <= INT64[1]:
+        if not (math.isfinite(e.date) and INT64[0] <= e.date <= INT64[1]):
             raise InvalidReadings("date", "must be epoch milliseconds (a 64-bit integer)", i)
     table = pa.table({
         "patient_id": [patient_id] * len(rows),
-        "sensor_id": [e.device or "nightscout" for e in rows],
-        "ts_ms": pa.array([e.date for e in rows], pa.int64()),
+        "sensor_id": [nightscout_sensor(patient_id, e.device) for e in rows],
+        "ts_ms": pa.array([int(e.date) for e in rows], pa.int64()),
         "glucose_mgdl": pa.array([e.sgv for e in rows], pa.float64()),
+        "trend": pa.array([_trend_code(e) for e in rows], pa.int8()),
     })
     return table
+
+
+def _trend_code(entry: NightscoutEntry) -> int:
+    """The uploader's arrow as a trend code: its ``direction`` name, else its ``trend``
+    number (Dexcom Share sends only that), else 0."""
+    if entry.direction in TREND_CODES:
+        return TREND_CODES[entry.direction]
+    number = (entry.model_extra or {}).get("trend")
+    return number if isinstance(number, int) and 0 < number < len(TREND_NAMES) else 0

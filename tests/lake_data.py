@@ -43,6 +43,7 @@ def landing_table(readings: pa.Table) -> pa.Table:
         "ts_ms": readings["ts_ms"], "glucose_mgdl": readings["glucose_mgdl"],
         "range_flag": readings["range_flag"],
         "received_ms": pa.array(np.full(readings.num_rows, 1), pa.int64()),
+        "trend": pa.array(np.zeros(readings.num_rows), pa.int8()),
     }, schema=LANDING_SCHEMA)
 
 

@@ -177,7 +177,8 @@ def test_native_timestamp_column(tmp_path, file_name):
 
 def test_a_landed_wal_segment_reads_with_the_ingest_source(tmp_path):
     wal = WriteAheadLog(tmp_path / "wal", tmp_path / "landing", "p0", LANDING_SCHEMA)
-    landing = NATIVE.append_column("received_ms", pa.array([T0_MS + 9 * MIN_MS] * 3, pa.int64()))
+    landing = NATIVE.append_column("received_ms", pa.array([T0_MS + 9 * MIN_MS] * 3, pa.int64())) \
+        .append_column("trend", pa.array([4, 0, 2], pa.int8()))
     batches = landing.cast(LANDING_SCHEMA).to_batches(max_chunksize=1)
 
     async def main():

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from cgm_ray.schema import DOCUMENT_COLLECTIONS
 from serve_apps.config import IngestConfig
 from serve_apps.nightscout.documents import identifier_for, normalise, parse_time
-from serve_apps.nightscout.query import Filter, matches, v1_filters, v3_filters
+from serve_apps.nightscout.query import Filter, matches, time_bounds, v1_filters, v3_filters
 from serve_apps.nightscout.store import DocumentStore
 from serve_apps.partition_core import PartitionCore
 from serve_apps.validation import InvalidBody
@@ -212,3 +212,10 @@ def test_any_json_is_normalised_or_refused_with_a_field(collection, record):
         return
     json.dumps(doc.fields, allow_nan=False)  # what is stored can be answered
     assert 0 <= doc.date_ms and doc.fields["identifier"] == doc.identifier
+
+
+def test_time_bounds_read_epoch_ms_and_iso_dates():
+    filters = v1_filters({"find[date][$gt]": "1000", "find[dateString][$lte]": "1970-01-01T00:00:02Z",
+                          "find[type]": "sgv"})
+    assert time_bounds(filters, ("date", "dateString")) == (1001, 2000)
+    assert time_bounds([], ("date",)) == (None, None)

@@ -17,6 +17,7 @@ from serve_apps.validation import (
     Snooze,
     check_disabled,
     check_readings,
+    check_table,
     entries_table,
     parse_batch,
 )
@@ -72,7 +73,7 @@ def test_valid_json_and_arrow_batches_become_landing_rows():
     (with_(glucose_mgdl=[19.9, 100]), "glucose_mgdl (row 0): must be within 20-600 mg/dL, got 19.9"),
     (with_(range_flag=[0, 2]), "range_flag (row 1): Input should be -1, 0 or 1"),
     (with_(patient_id=["p", ""]), "patient_id (row 1): must be 1-64 characters"),
-    (with_(sensor_id=["s" * 65, "s"]), "sensor_id (row 0): must be 1-64 characters"),
+    (with_(sensor_id=["s" * 130, "s"]), "sensor_id (row 0): must be 1-129 characters"),
     (with_(extra=[1, 2]), "extra: Extra inputs are not permitted"),
     ({k: v for k, v in OK.items() if k != "ts_ms"}, "ts_ms: Field required"),
 ])
@@ -121,7 +122,7 @@ def test_nightscout_sgv_entries_become_readings():
     table = entries_table(entries(
         {"type": "sgv", "sgv": 120, "date": NOW, "device": "xDrip"},
         {"sgv": 118, "dateString": "2026-09-21T12:00:00.000z"}), "pat")
-    assert table.column("sensor_id").to_pylist() == ["xDrip", "nightscout"]
+    assert table.column("sensor_id").to_pylist() == ["pat/xDrip", "pat/nightscout"]
     assert table.column("ts_ms").to_pylist() == [NOW, 1_789_992_000_000]
     assert table.column("patient_id").to_pylist() == ["pat", "pat"]
 
@@ -154,3 +155,15 @@ def test_the_documented_schema_states_the_checked_limits():
             schema["glucose_mgdl"]["items"]["maximum"]) == (20, 600)
     assert schema["patient_id"]["items"] == {"type": "string", "minLength": 1, "maxLength": 64}
     assert Snooze.model_json_schema()["properties"]["type"]["enum"][0] == "urgent_low"
+
+
+def test_nightscout_arrows_are_kept_as_trend_codes():
+    table = entries_table(entries(
+        {"sgv": 120, "date": NOW, "direction": "SingleUp"},
+        {"sgv": 121, "date": NOW + 1, "trend": 7},
+        {"sgv": 122, "date": NOW + 2, "direction": "sideways"}), "pat")
+    assert table.column("trend").to_pylist() == [2, 7, 0]
+    landed = check_table(table, NOW, 300, 0, 10)
+    assert landed.column("trend").to_pylist() == [2, 7, 0]
+    with pytest.raises(InvalidReadings, match="trend"):
+        check_table(table.set_column(4, "trend", pa.array([1, 2, 10], pa.int8())), NOW, 300, 0, 10)

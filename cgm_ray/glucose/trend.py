@@ -10,6 +10,10 @@ import numpy as np
 DIRECTIONS = ("DoubleDown", "SingleDown", "FortyFiveDown", "Flat", "FortyFiveUp", "SingleUp",
               "DoubleUp")
 NOT_COMPUTABLE = "NOT COMPUTABLE"
+# Nightscout's and Dexcom's trend numbers (an uploaded entry's ``trend``); 0 means none given.
+TREND_CODES = {"DoubleUp": 1, "SingleUp": 2, "FortyFiveUp": 3, "Flat": 4, "FortyFiveDown": 5,
+               "SingleDown": 6, "DoubleDown": 7, NOT_COMPUTABLE: 8, "RATE OUT OF RANGE": 9}
+TREND_NAMES = ("",) + tuple(TREND_CODES)  # code -> direction name
 _EDGES_MGDL_PER_MIN = np.array([-3.5, -2.0, -1.0, 1.0, 2.0, 3.5])
 MAX_TREND_GAP_MS = 15 * 60_000  # no arrow across a longer gap
 

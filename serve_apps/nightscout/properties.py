@@ -65,7 +65,7 @@ def properties(entries: list[dict], devicestatus: dict | None, profile: dict | N
                           "source": devicestatus.get("device")}
     scheduled = scheduled_basal_u_per_h(profile, now_ms) if profile else None
     if scheduled is not None:
-        current = {"basal": scheduled, "treatment": None, "tempbasal": scheduled,
+        current: dict[str, Any] = {"basal": scheduled, "treatment": None, "tempbasal": scheduled,
                    "totalbasal": scheduled}
         if temp_basal is not None and _running(temp_basal, now_ms):
             rate = temp_basal.get("absolute", temp_basal.get("rate"))

@@ -64,6 +64,23 @@ def _checked(f: Filter) -> Filter:
     return f
 
 
+def time_bounds(filters: list[Filter], fields: tuple[str, ...]) -> tuple[int | None, int | None]:
+    """The inclusive [since, until] epoch-ms range the filters on ``fields`` allow."""
+    since: int | None = None
+    until: int | None = None
+    for f in filters:
+        if f.field not in fields or f.op not in ("gt", "gte", "lt", "lte", "eq"):
+            continue
+        ms = parse_time(f.value.replace(" ", "+"), f.field)[0]
+        if f.op in ("gt", "gte", "eq"):
+            low = ms + (f.op == "gt")
+            since = low if since is None else max(since, low)
+        if f.op in ("lt", "lte", "eq"):
+            high = ms - (f.op == "lt")
+            until = high if until is None else min(until, high)
+    return since, until
+
+
 def _few(filters: list[Filter]) -> list[Filter]:
     if len(filters) > MAX_FILTERS:
         raise InvalidBody("find", f"at most {MAX_FILTERS} filters")

@@ -27,7 +27,7 @@ def status(site_name: str, units: GlucoseUnits, principal: Principal) -> dict:
 
     Thresholds are in mg/dL whatever the display units, as in Nightscout's settings.
     """
-    alerts = AlertSettings()
+    alerts = AlertSettings.model_validate({})
     now_ms = int(time.time() * 1000)
     return {
         "status": "ok", "name": site_name, "version": __version__,

@@ -23,7 +23,7 @@ from serve_apps.http_api import HTTPProblem, api, example, int_param
 from serve_apps.ingress_base import IngressBase
 from serve_apps.nightscout.documents import TIME_FIELDS, Document, normalise
 from serve_apps.nightscout.properties import properties
-from serve_apps.nightscout.query import Filter, v1_filters
+from serve_apps.nightscout.query import Filter, time_bounds, v1_filters
 from serve_apps.nightscout.status import status, verifyauth
 from serve_apps.openapi_docs import (
     DEVICESTATUS_BODY,
@@ -152,17 +152,17 @@ class NightscoutV1(IngressBase):
         if table.num_rows:
             await self._store(table, principal)
         stored = await self._put(patient_id, others)
-        return [e.model_dump(exclude_none=True) for e in entries] + stored
+        readings = [{**e.model_dump(exclude_none=True), "sgv": round(e.sgv), "date": ts_ms,
+                     "_id": f"{sensor}:{ts_ms}"} for e, sensor, ts_ms in zip(
+            entries, table.column("sensor_id").to_pylist(), table.column("ts_ms").to_pylist())]
+        return readings + stored
 
     async def _ns_entries(self, request: Request, count: int, kind: str | None) -> list[dict]:
         patient_id = await self._ns_reader(request)
-        q = request.query_params
-        since = int_param(q, "find[date][$gte]", "find[date][$gt]")
-        until = int_param(q, "find[date][$lte]", "find[date][$lt]")
-        if q.get("find[date][$gt]") is not None:
-            since += 1
-        if q.get("find[date][$lt]") is not None:
-            until -= 1
+        try:
+            since, until = time_bounds(v1_filters(request.query_params), ("date", "dateString"))
+        except InvalidBody as exc:
+            raise HTTPProblem(400, "Bad Request", str(exc)) from None
         rows: list[dict] = []
         if kind in (None, "sgv"):
             rows = await self._partition(patient_id).entries.remote(patient_id, count, since,
@@ -327,6 +327,12 @@ class NightscoutV1(IngressBase):
                 "canRead": False, "canWrite": False, "isAdmin": False,
                 "message": "UNAUTHORIZED", "rolefound": "NOTFOUND", "permissions": "DEFAULT"}}
         return {"status": 200, "message": verifyauth(principal)}
+
+    @api.get("/api/v1/experiments/test", responses=errors(401, 429),
+             summary="Nightscout: does this credential work? (Loop checks a site with it)")
+    async def ns_experiments_test(self, request: Request) -> dict:
+        self._principal(request)
+        return {"status": "ok"}
 
     @api.get("/api/v2/properties", responses=errors(401, 403, 429),
              summary="Nightscout: bgnow, delta, direction, iob, cob and basal")
