@@ -29,6 +29,7 @@ from actors.window_events import TREATMENT_KINDS, window_events
 from cgm_ray.cli import main
 from cgm_ray.errors import ConfigError
 from serve_apps.local import free_port
+from serve_apps.validation import nightscout_sensor
 from simulators.encoding import ReadingEncoder
 from simulators.engine import Simulation, Step
 from simulators.nightscout_profile import nightscout_profile, programmed_therapy
@@ -161,7 +162,7 @@ def test_xdrip_documents_are_deterministic_and_shaped_like_xdrip():
                    for _, d in docs["devicestatus"])
     sensor = next(r for _, rs, _ in first for r in rs)
     e = entry("xdrip", sensor)
-    assert e["device"] == f"{XDRIP_DEVICE} {sensor.sensor_id}" and e["type"] == "sgv"
+    assert e["device"] == XDRIP_DEVICE and e["type"] == "sgv" and e["direction"] == sensor.direction
     assert e["sgv"] == round(sensor.glucose_mgdl) and e["dateString"].endswith(".000Z")
 
 
@@ -381,14 +382,24 @@ def run_fleet_to_the_end(config: FleetConfig):
     return status
 
 
-def expected_documents(config: FleetConfig) -> dict[str, dict[str, dict[str, dict]]]:
-    """The documents a fleet of ``config`` uploads, by patient, collection and identifier."""
-    out: dict = {}
-    for _, _, docs in documents_of(config):
+@dataclass(frozen=True)
+class Uploads:
+    """What a fleet uploads: documents by patient, collection and identifier; each reading's
+    arrow by (patient, ts_ms)."""
+
+    documents: dict[str, dict[str, dict[str, dict]]]
+    directions: dict[tuple[str, int], str]
+
+
+def expected_uploads(config: FleetConfig) -> Uploads:
+    documents: dict = {}
+    directions = {}
+    for _, readings, docs in documents_of(config):
+        directions.update({(r.patient_id, r.ts_ms): r.direction for r in readings})
         for collection, found in docs.items():
             for patient, doc in found:
-                out.setdefault(patient, {}).setdefault(collection, {})[doc["identifier"]] = doc
-    return out
+                documents.setdefault(patient, {}).setdefault(collection, {})[doc["identifier"]] = doc
+    return Uploads(documents, directions)
 
 
 SINCE_START = {"find[created_at][$gte]": "2026-01-01T00:00:00.000Z"}  # the scenarios' start
@@ -405,22 +416,24 @@ def stored_documents(url: str, patient: str) -> dict[str, dict[str, dict]]:
 def test_an_xdrip_fleet_stores_every_reading_and_document_once(server):
     url, root = server
     before = stored_readings(root)
-    config = ns_config(url, n=20, duration_min=360, seed=31)
+    config = ns_config(url, n=12, duration_min=360, seed=31)
     status = run_fleet_to_the_end(config)
     expected = expected_readings(config)
     stored = stored_readings(root) - before
     assert status.acked == len(expected) and status.failed == 0
-    assert {(f"{XDRIP_DEVICE} {s}", t) for s, t, _ in expected} == set(stored)
+    cohort = config.scenario.cohort()
+    patient_of = dict(zip(cohort.keys.astype(str), cohort.names))  # sensor dexcom_g6-<key>-<n>
+    uploads = [(patient_of[s.split("-")[1]], t, g) for s, t, g in expected]
+    assert {(nightscout_sensor(p, XDRIP_DEVICE), t) for p, t, _ in uploads} == set(stored)
     assert max(stored.values()) == 1
     assert status.documents_acked > 0 and status.documents_failed == 0
-    cohort = config.scenario.cohort()
-    patient, key = cohort.names[0], cohort.keys[0]
-    mine = sorted((t, round(g)) for s, t, g in expected if s.startswith(f"dexcom_g6-{key}-"))
+    sent = expected_uploads(config)
+    patient = next(p for p in cohort.names if sent.documents[p].get("treatments"))
     got = get_json(url, "/api/v1/entries.json", patient=patient, count=1000)
-    assert sorted((e["date"], round(e["sgv"])) for e in got) == mine
-    expected_docs = expected_documents(config)
-    patient = next(p for p in cohort.names if expected_docs[p].get("treatments"))
-    want, have = expected_docs[patient], stored_documents(url, patient)
+    assert sorted((e["date"], round(e["sgv"])) for e in got) == sorted(
+        (t, round(g)) for p, t, g in uploads if p == patient)
+    assert all(e["direction"] == sent.directions[patient, e["date"]] for e in got)  # kept as sent
+    want, have = sent.documents[patient], stored_documents(url, patient)
     for collection in ("treatments", "devicestatus"):
         assert set(have[collection]) == set(want[collection]) and want[collection]
     for ident, doc in want["treatments"].items():  # Nightscout drops zero carbs and insulin
@@ -435,7 +448,7 @@ def test_a_loop_fleet_uploads_its_profile_decisions_and_treatments(server):
     status = run_fleet_to_the_end(config)
     assert status.failed == 0 and status.documents_failed == 0
     patient = config.scenario.cohort().names[1]
-    want, have = expected_documents(config)[patient], stored_documents(url, patient)
+    want, have = expected_uploads(config).documents[patient], stored_documents(url, patient)
     for collection in ("treatments", "devicestatus", "profile"):
         assert set(have[collection]) == set(want[collection]) and want[collection]
     assert len(have["devicestatus"]) == 240 // 5  # a loop cycle every 5 min

@@ -101,8 +101,8 @@ class NightscoutSink:
         prev_ts, prev_glucose = self._readings_seen.previous(patients, ts, glucose)
         slope = slope_mgdl_per_min(prev_glucose, prev_ts, glucose, ts)
         delta = [None if np.isnan(v) else float(v) * 5.0 for v in slope]  # per 5 min, as Nightscout's
-        return [Reading(p, s, int(t), float(g), d, str(a)) for p, s, t, g, d, a in zip(
-            patients, table.column("sensor_id").to_pylist(), ts, glucose, delta, direction(slope))]
+        return [Reading(p, int(t), float(g), d, str(a))
+                for p, t, g, d, a in zip(patients, ts, glucose, delta, direction(slope))]
 
     def cycles(self, loop: pa.Table | None, start_ms: int) -> list[LoopCycle]:
         """A closed loop's cycles of the window, each with the CGM value of the cycle before."""

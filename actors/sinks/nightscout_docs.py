@@ -1,26 +1,28 @@
 """Nightscout documents as two real uploaders write them, built from a fleet window.
 
 ``xdrip`` follows xDrip+'s NightscoutUploader (v1 REST): entries with ``device``
-``xDrip-DexcomG5`` (plus the sensor serial, xDrip's "append source info"), ``sgv``, ``delta``,
-``direction``, ``filtered``/``unfiltered``, ``rssi``, ``noise``, ``sysTime``; treatments with
-``eventType: "<none>"``, ``enteredBy: xdrip``, ``carbs`` and ``insulin`` together in one record
-per moment (xDrip's own model; Nightscout v1 upserts treatments on (created_at, eventType), so
-two records of one moment would overwrite each other), a ``uuid`` and the 24-hex ``_id`` xDrip
-derives from it; and a devicestatus ``{device, uploader: {battery, type: PHONE}}`` with each
-upload.
+``xDrip-DexcomG5``, ``sgv``, ``delta``, ``direction``, ``filtered``/``unfiltered``, ``rssi``,
+``noise``, ``sysTime``; treatments with ``eventType: "<none>"``, ``enteredBy: xdrip``,
+``carbs`` and ``insulin`` together in one record per moment (xDrip's own model; Nightscout v1
+upserts treatments on (created_at, eventType), so two records of one moment would overwrite
+each other), a ``uuid`` and the 24-hex ``_id`` xDrip derives from it; and a devicestatus
+``{device, uploader: {battery, type: PHONE}}`` with each upload.
 
-``loop`` follows Loop (NightscoutKit): entries with ``trend``; treatments ``Carb Correction``
-(``carbs``, ``absorptionTime``), ``Correction Bolus`` (``insulin``, ``automatic``) and ``Temp
-Basal`` (``temp: absolute``, ``rate``, ``absolute``, ``duration`` in minutes, ``automatic``) with
-a ``syncIdentifier``; and a devicestatus per loop cycle with ``pump`` (clock, reservoir,
-battery, status), ``uploader`` and ``loop`` (iob, cob, predicted, enacted; ``failureReason``
-when the controller failed). ``predicted`` is Nightscout's AR2 forecast from the cycle's
-and the previous cycle's CGM values: the controller's own prediction does not leave the engine.
+``loop`` follows Loop (NightscoutKit): entries labelled with the CGM's name, with ``trend``;
+treatments ``Carb Correction`` (``carbs``, ``absorptionTime``), ``Correction Bolus``
+(``insulin``, ``automatic``) and ``Temp Basal`` (``temp: absolute``, ``rate``, ``absolute``,
+``duration`` in minutes, ``automatic``) with a ``syncIdentifier``; and a devicestatus per loop
+cycle with ``pump`` (clock, reservoir, battery, status), ``uploader`` and ``loop`` (iob, cob,
+predicted, enacted; ``failureReason`` when the controller failed). ``predicted`` is
+Nightscout's AR2 forecast from the cycle's and the previous cycle's CGM values: the
+controller's own prediction does not leave the engine.
 
 Every document is a pure function of the window, and every identity is deterministic: entries
-are keyed by (device, date); treatments, device status and profiles carry an ``identifier``
-(UUID 5 of patient, collection and moment) and ``created_at`` of the simulated moment. So a
-window sent again after a retry or a shard restart is recognised as the same documents.
+are keyed by (device, date), one device label for all of a patient's readings (a Nightscout
+site is one person's; a cgm-ray server reads the label within the patient); treatments, device
+status and profiles carry an ``identifier`` (UUID 5 of patient, collection and moment) and
+``created_at`` of the simulated moment. So a window sent again after a retry or a shard
+restart is recognised as the same documents.
 
 The phone's and pump's batteries and the reservoir are not simulated: they are plausible
 figures from the clock (a phone charged overnight, a 200 U reservoir and pump battery renewed
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from cgm_ray.glucose.trend import ar2_forecast
+from cgm_ray.glucose.trend import TREND_CODES, ar2_forecast
 from simulators.controllers.interface import PERIOD_MIN
 
 Style = Literal["xdrip", "loop"]
@@ -45,10 +47,9 @@ XDRIP_DEVICE = "xDrip-DexcomG5"
 XDRIP_PHONE = "Google Pixel 7"  # xDrip names the phone by maker and model
 XDRIP_ENTERED_BY = "xdrip"
 LOOP_DEVICE = "loop://iPhone"
+LOOP_CGM_DEVICE = "CGMBLEKit Dexcom G6 21.0"  # Loop labels entries with its CGM's name
 LOOP_VERSION = "3.4.1"
 CARB_ABSORPTION_MIN = 180  # Loop's default absorption time of a carb entry
-LOOP_TREND = {"DoubleUp": 1, "SingleUp": 2, "FortyFiveUp": 3, "Flat": 4, "FortyFiveDown": 5,
-              "SingleDown": 6, "DoubleDown": 7, "NOT COMPUTABLE": 8}
 MS_PER_MIN = 60_000
 SITE_CHANGE_MIN = 3 * 1440
 RESERVOIR_FULL_U = 200.0
@@ -79,7 +80,6 @@ class Reading:
     """One CGM reading with its trend (from the reading before it)."""
 
     patient_id: str
-    sensor_id: str
     ts_ms: int
     glucose_mgdl: float
     delta_mgdl: float | None  # change over 5 min at the current rate; None: not computable
@@ -92,8 +92,8 @@ def entry(style: Style, r: Reading) -> dict:
     doc: dict = {"type": "sgv", "sgv": round(r.glucose_mgdl), "date": r.ts_ms, "dateString": when,
                  "direction": r.direction}
     if style == "loop":
-        return doc | {"device": f"{LOOP_DEVICE} {r.sensor_id}", "trend": LOOP_TREND[r.direction]}
-    doc |= {"device": f"{XDRIP_DEVICE} {r.sensor_id}", "sysTime": when,
+        return doc | {"device": LOOP_CGM_DEVICE, "trend": TREND_CODES[r.direction]}
+    doc |= {"device": XDRIP_DEVICE, "sysTime": when,
             "filtered": round(r.glucose_mgdl * 1000), "unfiltered": round(r.glucose_mgdl * 1000),
             "rssi": 100, "noise": 1}
     if r.delta_mgdl is not None:
