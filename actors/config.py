@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from cgm_ray.client import admin_headers
 from cgm_ray.config import Strict, read_mapping, validate
 from cgm_ray.errors import ConfigError
 from simulators.controllers.interface import PERIOD_MIN
@@ -40,7 +41,38 @@ class ServeSinkConfig(Strict):
     max_retries: int = Field(8, ge=0, le=50)
 
 
-SinkConfig = Annotated[ParquetSinkConfig | HttpSinkConfig | ServeSinkConfig,
+class NightscoutSinkConfig(Strict):
+    """Each patient as a Nightscout uploader (xDrip+ or Loop) POSTing to a Nightscout-compatible
+    server: entries, treatments, device status and (Loop) the profile; batched, retried, idempotent."""
+
+    kind: Literal["nightscout"] = "nightscout"
+    url: str = Field(pattern=r"^https?://", description="the site's base URL (without /api/v1)")
+    style: Literal["xdrip", "loop"] = Field(
+        "xdrip", description="whose uploads to imitate; loop needs a closed-loop therapy.controller")
+    api_secret_env: str | None = Field(
+        None, description="environment variable with the API secret (default API_SECRET)")
+    token: str | None = Field(None, min_length=1, description="an access token (?token=) instead of "
+                              "the API secret: one patient's credential")
+    batch_size: int = Field(1000, ge=1, le=50_000, description="documents per POST")
+    concurrency: int = Field(16, ge=1, le=256, description="POSTs in flight per shard")
+    timeout_s: float = Field(30.0, gt=0)
+    max_retries: int = Field(8, ge=0, le=50)
+
+    @field_validator("token")
+    @classmethod
+    def _one_credential(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and info.data.get("api_secret_env") is not None:
+            raise ValueError("give api_secret_env or token, not both")
+        return v
+
+    def credentials(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The (headers, query parameters) that authenticate every request."""
+        if self.token is not None:
+            return {}, {"token": self.token}
+        return admin_headers(self.api_secret_env or "API_SECRET"), {}
+
+
+SinkConfig = Annotated[ParquetSinkConfig | HttpSinkConfig | ServeSinkConfig | NightscoutSinkConfig,
                        Field(discriminator="kind")]
 
 
@@ -119,6 +151,14 @@ def parse_fleet_config(data: dict) -> FleetConfig:
     config = validate(FleetConfig, data)
     if config.scenario.n_patients < 1:
         raise ConfigError("scenario.patients", "a fleet needs at least one sensor")
+    sink = config.sink
+    if sink.kind == "nightscout":
+        if sink.style == "loop" and not config.scenario.therapy.controller.closes_loop:
+            raise ConfigError("sink.style", "loop uploads a closed loop's decisions: give the scenario "
+                              "a closed-loop therapy.controller (pid, oref0, loop_reference, ...)")
+        if sink.token is not None and config.scenario.n_patients > 1:
+            raise ConfigError("sink.token", f"a token is one patient's credential, and the fleet has "
+                              f"{config.scenario.n_patients} patients: use api_secret_env")
     return config
 
 

@@ -41,6 +41,8 @@ class FleetStatus:
     startup_s: float = 0.0  # from start() until every shard was built
     start_minute: int = 0  # where the clock started: the checkpoints' minute, or 0
     start_acked: int = 0  # readings acked before this run (restored from checkpoints)
+    documents_acked: int = 0  # treatments, device status and profiles (Nightscout sinks)
+    documents_failed: int = 0
     error: str | None = None
     shards: list[ShardStatus] = field(default_factory=list)
 
@@ -125,7 +127,9 @@ class Fleet:
             acked=sum(s.acked for s in st), failed=sum(s.failed for s in st),
             wall_s=((self._ended or time.monotonic()) - self._started) if self._started else 0.0,
             lag_min=max(0, self._target - minute), startup_s=self._startup_s,
-            start_minute=self._base_min, start_acked=self._base_acked, error=self._error,
+            start_minute=self._base_min, start_acked=self._base_acked,
+            documents_acked=sum(s.documents_acked for s in st),
+            documents_failed=sum(s.documents_failed for s in st), error=self._error,
             shards=list(st))
 
     # -- the clock -------------------------------------------------------------------

@@ -49,7 +49,9 @@ class FleetReport:
     readings_per_s: float
     latency_ms: LatencyMs
     lag_min: int
-    alerts_received: int  # alerts the ingest fired meanwhile (0 for a Parquet sink)
+    alerts_received: int  # alerts the ingest fired meanwhile (0 unless an http sink)
+    documents_acked: int  # treatments, device status, profiles (a Nightscout sink; else 0)
+    documents_failed: int
 
     @property
     def ok(self) -> bool:
@@ -122,4 +124,5 @@ def run_fleet(config: FleetConfig, progress: ProgressLine | None = None,
                         if status.wall_s else 0.0),
         latency_ms=LatencyMs(p50, p95, p99), lag_min=status.lag_min,
         alerts_received=alerts_fired(sink.url, sink.secret_env) - alerts_before if http else 0,
+        documents_acked=status.documents_acked, documents_failed=status.documents_failed,
     )

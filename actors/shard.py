@@ -26,9 +26,11 @@ import ray
 from actors.config import FleetConfig
 from actors.sinks import Window, make_sink
 from actors.telemetry import ShardTelemetry
+from actors.window_events import window_events
 from cgm_ray.errors import ConfigError
 from cgm_ray.fs import open_filesystem, write_bytes_atomic, write_parquet_atomic
 from simulators.encoding import ReadingEncoder, patients_table
+from simulators.nightscout_profile import programmed_therapy
 
 LATENCY_SAMPLES = 10_000
 
@@ -44,6 +46,8 @@ class ShardStatus:
     acked: int = 0
     failed: int = 0
     windows: int = 0
+    documents_acked: int = 0  # treatments, device status, profiles (Nightscout sinks)
+    documents_failed: int = 0
     restored_from_min: int | None = None
     latency_ms: list[float] = field(default_factory=list)  # last LATENCY_SAMPLES deliveries
 
@@ -113,7 +117,7 @@ class SensorShard:
             fs, root = open_filesystem(config.attributes_dir)
             write_parquet_atomic(fs, f"{root}/patients-s{shard:05d}.parquet",
                                  patients_table(self.sim))
-        self.sink = make_sink(config.sink)
+        self.sink = make_sink(config.sink, programmed_therapy(self.sim))
         self.encoder = ReadingEncoder(self.sim.cohort, self.scenario.start_ms, self.sim.sensor.name)
         self.telemetry = ShardTelemetry(shard)
 
@@ -124,9 +128,11 @@ class SensorShard:
         while self.sim.minute < target:
             step = self.sim.advance(tick)
             table = self.encoder.table(step.readings)
+            treatments, loop = (window_events(step, self.sim, self.scenario.start_ms)
+                                if self.sink.wants_treatments else (None, None))
             started = time.perf_counter()
             delivery = self.sink.deliver(Window(self.status.shard, step.t0, self.sim.minute,
-                                                self.scenario.start_ms, table))
+                                                self.scenario.start_ms, table, treatments, loop))
             latency_ms = (time.perf_counter() - started) * 1000
             self.telemetry.window(table.num_rows, delivery.acked, delivery.failed, latency_ms)
             s = self.status
@@ -134,6 +140,8 @@ class SensorShard:
             s.minute, s.windows = self.sim.minute, s.windows + 1
             s.produced, s.acked, s.failed = (s.produced + table.num_rows, s.acked + delivery.acked,
                                              s.failed + delivery.failed)
+            s.documents_acked += delivery.documents_acked
+            s.documents_failed += delivery.documents_failed
             if self.store and self.sim.minute % self.config.checkpoint_every_min == 0:
                 self._checkpoint()
         self.telemetry.set_lag(max(0, minute - self.sim.minute))
@@ -141,7 +149,8 @@ class SensorShard:
 
     def _checkpoint(self) -> None:
         counters = {f"status_{k}": v for k, v in asdict(self.status).items()
-                    if k in ("produced", "acked", "failed", "windows")}
+                    if k in ("produced", "acked", "failed", "windows", "documents_acked",
+                             "documents_failed")}
         self.store.save({**self.sim.state_dict(), **counters,
                          "fingerprint": np.array(self.fingerprint),
                          "cr_g_per_u": self.sim.cohort.cr_g_per_u,

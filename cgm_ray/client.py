@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -22,18 +23,31 @@ def admin_headers(secret_env: str = "API_SECRET") -> dict[str, str]:
     return {"api-secret": hashlib.sha1(os.environ.get(secret_env, "").encode()).hexdigest()}
 
 
-def check_target(url: str, secret_env: str = "API_SECRET", timeout_s: float = 5.0) -> None:
-    """Fail fast, naming the problem, when the ingest at ``url`` cannot take readings."""
-    base = url.rstrip("/")
+def _probe(base: str, path: str, headers: dict[str, str], timeout_s: float, credential: str) -> None:
+    """GET ``base + path``; a ConfigError naming the problem unless it answers 2xx."""
     try:
-        with urllib.request.urlopen(urllib.request.Request(
-                f"{base}/api/v2/stats", headers=admin_headers(secret_env)), timeout=timeout_s):
+        with urllib.request.urlopen(urllib.request.Request(f"{base}{path}", headers=headers),
+                                    timeout=timeout_s):
             pass
     except urllib.error.HTTPError as exc:
-        reason = "the API secret is not accepted" if exc.code in (401, 403) else f"HTTP {exc.code}"
+        reason = f"the {credential} is not accepted" if exc.code in (401, 403) else f"HTTP {exc.code}"
         raise ConfigError("target", f"{base}: {reason}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise ConfigError("target", f"cannot reach {base}: {getattr(exc, 'reason', exc)}") from None
+
+
+def check_target(url: str, secret_env: str = "API_SECRET", timeout_s: float = 5.0) -> None:
+    """Fail fast, naming the problem, when the ingest at ``url`` cannot take readings."""
+    _probe(url.rstrip("/"), "/api/v2/stats", admin_headers(secret_env), timeout_s, "API secret")
+
+
+def check_nightscout(url: str, headers: dict[str, str], params: dict[str, str],
+                     timeout_s: float = 5.0) -> None:
+    """Fail fast when the Nightscout-compatible site at ``url`` is not there or refuses these
+    credentials (``GET /api/v1/status.json``, which a site that denies anonymous reads guards)."""
+    query = f"?{urllib.parse.urlencode(params)}" if params else ""
+    credential = "token" if "token" in params else "API secret"
+    _probe(url.rstrip("/"), f"/api/v1/status.json{query}", headers, timeout_s, credential)
 
 
 def admin_call(url: str, path: str, secret_env: str = "API_SECRET", method: str = "GET",

@@ -54,10 +54,11 @@ LAKE_SCHEMA = pa.schema([
 # Treatments a simulation knows of (``cgm-ray simulate`` writes them; the report marks them):
 # hypo rescue carbohydrate, and boluses with the carb units planned (a bolus flagged
 # ``correction`` may carry more, decided inside the kernel from glucose at that minute).
+# A fleet's windows (``actors.window_events``) add the kinds meal (carbs eaten) and auto_bolus.
 TREATMENT_SCHEMA = pa.schema([
     pa.field("patient_id", pa.string(), nullable=False),
     pa.field("ts_ms", pa.int64(), nullable=False),
-    pa.field("kind", pa.string(), nullable=False),  # hypo_carbs, bolus
+    pa.field("kind", pa.string(), nullable=False),  # hypo_carbs, bolus (fleet: meal, auto_bolus)
     pa.field("carbs_g", pa.float64()),
     pa.field("insulin_u", pa.float64()),
     pa.field("correction", pa.bool_()),

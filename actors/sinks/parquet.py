@@ -19,6 +19,8 @@ from cgm_ray.fs import open_filesystem, write_parquet_atomic
 class ParquetSink:
     """Writes windows to a local directory or any pyarrow filesystem URI (s3://...)."""
 
+    wants_treatments = False
+
     def __init__(self, path: str) -> None:
         self.fs, self.root = open_filesystem(path)
         self.fs.create_dir(self.root, recursive=True)

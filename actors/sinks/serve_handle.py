@@ -21,6 +21,8 @@ from serve_apps.replies import Rejection
 class ServeHandleSink:
     """Delivers windows to the Serve application ``app_name``."""
 
+    wants_treatments = False
+
     def __init__(self, app_name: str = "ingest", max_retries: int = 8,
                  backoff_s: float = 0.2) -> None:
         self.app_name, self.max_retries, self.backoff_s = app_name, max_retries, backoff_s

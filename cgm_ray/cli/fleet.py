@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 from cgm_ray.cli.ray_runtime import init_ray
-from cgm_ray.client import check_target
+from cgm_ray.client import check_nightscout, check_target
 from cgm_ray.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -34,9 +34,21 @@ def _print_report(report: FleetReport, as_json: bool) -> int:
               f"failed {report.readings_failed:,} ({report.readings_per_s:,.0f}/s)\n"
               f"  window delivery latency ms p50 {fmt(lat.p50)} p95 {fmt(lat.p95)} "
               f"p99 {fmt(lat.p99)}")
+        if report.documents_acked or report.documents_failed:
+            print(f"  documents (treatments, device status, profiles) acked "
+                  f"{report.documents_acked:,}, failed {report.documents_failed:,}")
         if report.error:
             print(f"  error: {report.error}")
     return 0 if report.ok else 1
+
+
+def _check_sink_target(config: FleetConfig) -> None:
+    """Fail fast when the server an HTTP or Nightscout sink posts to is not there or refuses us."""
+    sink = config.sink
+    if sink.kind == "http":
+        check_target(sink.url, sink.secret_env)
+    elif sink.kind == "nightscout":
+        check_nightscout(sink.url, *sink.credentials())
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
@@ -46,8 +58,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     config = load_fleet_config(args.config)
     if args.speedup is not None:
         config = config.model_copy(update={"speedup": args.speedup})
-    if config.sink.kind == "http":
-        check_target(config.sink.url, config.sink.secret_env)
+    _check_sink_target(config)
     init_ray(args.address)
     return _print_report(_run(config, args.quiet or args.json), args.json)
 
@@ -60,19 +71,21 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
         raise ConfigError("--sensors", f"must be at least 1, got {args.sensors}")
     if args.duration <= 0:
         raise ConfigError("--duration", f"must be > 0 seconds, got {args.duration}")
+    if args.protocol == "nightscout" and not args.target:
+        raise ConfigError("--protocol", "nightscout needs a --target site to post to")
     speedup = args.speedup
     sim_min = 10 * 365 * 1440 if speedup == "max" else max(1, int(args.duration * speedup / 60))
+    kind = "http" if args.protocol == "cgm-ray" else "nightscout"
     config = parse_fleet_config({
         "scenario": {"duration_min": sim_min, "seed": args.seed,
                      "patients": {"n": args.sensors, "seed": args.seed, "titrate": args.titrate},
                      "sensor": {"model": args.sensor_model, "start": "staggered"}},
-        "sink": ({"kind": "http", "url": args.target} if args.target
+        "sink": ({"kind": kind, "url": args.target} if args.target
                  else {"kind": "parquet", "path": args.out}),
         "speedup": speedup, "tick_min": 1 if speedup != "max" else 5,
         "shards": args.shards or "auto",
     })
-    if args.target:
-        check_target(args.target)
+    _check_sink_target(config)
     init_ray(args.address)
     report = _run(config, args.quiet or args.json, max_wall_s=args.duration)
     if report.state == "stopped" and report.error is None:
@@ -105,8 +118,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     load.add_argument("--speedup", type=_speedup, default=1.0,
                       help="1 = real time, 288 = a day in 5 minutes, 'max' = as fast as possible")
     load.add_argument("--duration", type=float, required=True, help="wall-clock seconds")
-    load.add_argument("--target", help="ingest API base URL (readings POSTed there, "
-                      "API secret from $API_SECRET); default: Parquet files in --out")
+    load.add_argument("--target", help="server base URL (API secret from $API_SECRET); "
+                      "default: Parquet files in --out")
+    load.add_argument("--protocol", choices=("cgm-ray", "nightscout"), default="cgm-ray",
+                      help="how to post to --target: cgm-ray's v2 Arrow batches (default), or "
+                      "as xDrip+ uploads to any Nightscout-compatible site (entries, treatments, "
+                      "device status per patient)")
     load.add_argument("--out", default="out/loadtest/landing",
                       help="Parquet landing directory the readings go to (without --target)")
     load.add_argument("--sensor-model", default="dexcom_g6")
