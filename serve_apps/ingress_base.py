@@ -6,12 +6,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from fastapi import Request
+from pydantic import ValidationError
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
@@ -20,10 +23,18 @@ from serve_apps.auth import Authenticator, AuthError, Forbidden, Principal
 from serve_apps.batching import write_coalesced
 from serve_apps.config import IngestConfig
 from serve_apps.http_api import HTTPProblem, bearer
+from serve_apps.nightscout.documents import Document, normalise
 from serve_apps.rate_limit import TokenBucket
 from serve_apps.replies import PartitionWrite, Rejection, WriteCounts
 from serve_apps.telemetry import IngressTelemetry
-from serve_apps.validation import InvalidReadings, ReadingBatch, check_readings
+from serve_apps.validation import (
+    InvalidBody,
+    InvalidReadings,
+    NightscoutEntry,
+    ReadingBatch,
+    check_readings,
+    entries_table,
+)
 
 
 class IngressBase:
@@ -80,6 +91,14 @@ class IngressBase:
         except Forbidden as exc:
             raise HTTPProblem(403, "Forbidden", str(exc)) from None
 
+    @staticmethod
+    def _check_write(principal: Principal, patient_id: str) -> None:
+        """403 unless ``principal`` may write for ``patient_id`` (its uploader, or admin)."""
+        try:
+            principal.require_write(patient_id)
+        except Forbidden as exc:
+            raise HTTPProblem(403, "Forbidden", str(exc)) from None
+
     def _ns_patient(self, request: Request, principal: Principal) -> str:
         """The patient a Nightscout route is about: the token's, or ``?patient=`` for admin."""
         asked = request.query_params.get("patient")
@@ -88,6 +107,72 @@ class IngressBase:
         if asked and asked != principal.subject:
             raise HTTPProblem(403, "Forbidden", f"this credential is for patient {principal.subject!r}")
         return principal.subject
+
+    # -- Nightscout records ----------------------------------------------------------------
+    async def _json(self, request: Request) -> Any:
+        """The body as JSON; 400 if it is not, or if it could not be answered back as UTF-8
+        (a lone surrogate such as ``"\\ud800"``)."""
+        try:
+            data = json.loads(await self._body(request))
+            json.dumps(data, ensure_ascii=False).encode()
+        except (json.JSONDecodeError, UnicodeError, RecursionError) as exc:
+            raise HTTPProblem(400, "Bad Request", f"malformed JSON: {exc}") from None
+        return data
+
+    async def _json_items(self, request: Request, name: str) -> list[Any]:
+        """The body as a list of records (one object or an array of them, maybe empty)."""
+        data = await self._json(request)
+        items = data if isinstance(data, list) else [data]
+        if len(items) > self.config.max_batch:
+            raise HTTPProblem(422, "Unprocessable Entity",
+                              f"{name}: at most {self.config.max_batch} records per request")
+        return items
+
+    @staticmethod
+    def _sgv_readings(items: list[Any], patient_id: str) -> tuple[list[NightscoutEntry], pa.Table]:
+        """Nightscout sgv entries and the readings they are for ``patient_id``; 422 naming the
+        field that is wrong."""
+        try:
+            entries = [NightscoutEntry.model_validate(x) for x in items]
+            return entries, entries_table(entries, patient_id)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise HTTPProblem(422, "Unprocessable Entity",
+                              f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        except InvalidReadings as exc:
+            raise HTTPProblem(422, "Unprocessable Entity", str(exc)) from None
+
+    def _normalise(self, collection: str, items: list[Any]) -> list[Document]:
+        """Nightscout documents as stored (``normalise``); 422 naming the field otherwise."""
+        now = int(time.time() * 1000)
+        docs = []
+        for row, item in enumerate(items):
+            try:
+                docs.append(normalise(collection, item, now))
+            except InvalidBody as exc:
+                where = f" (record {row})" if len(items) > 1 else ""
+                raise HTTPProblem(422, "Unprocessable Entity",
+                                  f"{exc.field}{where}: {exc.message}") from None
+        return docs
+
+    async def _put(self, patient_id: str, docs: list[Document]) -> list[dict]:
+        """Store documents; 503 (retry) if the log could not make them durable."""
+        if not docs:
+            return []
+        try:
+            return await self._partition(patient_id).put_documents.remote(patient_id, docs)
+        except Exception as exc:  # the partition rolled back: nothing was acknowledged
+            raise HTTPProblem(503, "Service Unavailable",
+                              f"not stored, retry: {type(exc).__name__}") from None
+
+    async def _remove(self, patient_id: str, collection: str, keys: list[str]) -> int:
+        """Soft-delete documents; how many were deleted; 503 (retry) if not made durable."""
+        try:
+            return await self._partition(patient_id).delete_documents.remote(
+                patient_id, collection, keys)
+        except Exception as exc:
+            raise HTTPProblem(503, "Service Unavailable",
+                              f"not deleted, retry: {type(exc).__name__}") from None
 
     def _refuse(self, rejection: Rejection) -> HTTPProblem:
         self.telemetry.rejected.inc(1, {"status": str(rejection.status)})
@@ -103,10 +188,7 @@ class IngressBase:
             self.telemetry.rejected.inc(1, {"status": "422"})
             raise HTTPProblem(422, "Unprocessable Entity", str(exc)) from None
         for pid in pc.unique(table.column("patient_id")).to_pylist():
-            try:
-                principal.require_write(pid)
-            except Forbidden as exc:
-                raise HTTPProblem(403, "Forbidden", str(exc)) from None
+            self._check_write(principal, pid)
         started = time.perf_counter()
         result = await self._write(table)
         self.telemetry.latency.observe((time.perf_counter() - started) * 1000, {"route": "write"})

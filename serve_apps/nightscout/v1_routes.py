@@ -12,16 +12,14 @@ cgm-remote-monitor: entries ``count`` 10; treatments 100 (1000 with a ``find``) 
 
 import json
 import time
-from typing import Any
 
 from fastapi import Query, Request
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import ValidationError
 
 from serve_apps.auth import Forbidden, Principal
 from serve_apps.http_api import HTTPProblem, api, example, int_param
 from serve_apps.ingress_base import IngressBase
-from serve_apps.nightscout.documents import TIME_FIELDS, Document, normalise
+from serve_apps.nightscout.documents import TIME_FIELDS
 from serve_apps.nightscout.properties import properties
 from serve_apps.nightscout.query import Filter, time_bounds, v1_filters
 from serve_apps.nightscout.status import status, verifyauth
@@ -32,7 +30,7 @@ from serve_apps.openapi_docs import (
     TREATMENTS_BODY,
     errors,
 )
-from serve_apps.validation import InvalidBody, InvalidReadings, NightscoutEntry, entries_table
+from serve_apps.validation import InvalidBody
 
 DEFAULT_WINDOW_MS = 4 * 86_400_000  # Nightscout's deltaAgo: queries without a time see 4 days
 MAX_COUNT = 100_000
@@ -61,42 +59,6 @@ class NightscoutV1(IngressBase):
         await self._check_read(principal, patient_id)
         return patient_id
 
-    async def _json_items(self, request: Request, name: str) -> list[Any]:
-        """The body as a list of records (one object or an array of them, maybe empty)."""
-        try:
-            data = json.loads(await self._body(request))
-            # what is stored is answered back as UTF-8: a lone surrogate ("\\ud800") can't be
-            json.dumps(data, ensure_ascii=False).encode()
-        except (json.JSONDecodeError, UnicodeError, RecursionError) as exc:
-            raise HTTPProblem(400, "Bad Request", f"malformed JSON: {exc}") from None
-        items = data if isinstance(data, list) else [data]
-        if len(items) > self.config.max_batch:
-            raise HTTPProblem(422, "Unprocessable Entity",
-                              f"{name}: at most {self.config.max_batch} records per request")
-        return items
-
-    def _normalise(self, collection: str, items: list[Any]) -> list[Document]:
-        now = _now_ms()
-        docs = []
-        for row, item in enumerate(items):
-            try:
-                docs.append(normalise(collection, item, now))
-            except InvalidBody as exc:
-                where = f" (record {row})" if len(items) > 1 else ""
-                raise HTTPProblem(422, "Unprocessable Entity",
-                                  f"{exc.field}{where}: {exc.message}") from None
-        return docs
-
-    async def _put(self, patient_id: str, docs: list[Document]) -> list[dict]:
-        """Store documents; 503 (retry) if the log could not make them durable."""
-        if not docs:
-            return []
-        try:
-            return await self._partition(patient_id).put_documents.remote(patient_id, docs)
-        except Exception as exc:  # the partition rolled back: nothing was acknowledged
-            raise HTTPProblem(503, "Service Unavailable",
-                              f"not stored, retry: {type(exc).__name__}") from None
-
     async def _find(self, request: Request, patient_id: str, collection: str, count: int,
                     extra: tuple[Filter, ...] = ()) -> list[dict]:
         """Documents matching the request's ``find`` (4 days back unless it names a time)."""
@@ -120,12 +82,7 @@ class NightscoutV1(IngressBase):
         else:
             found = await self._find(request, patient_id, collection, self._count(request, 10))
             keys = [d["identifier"] for d in found]
-        try:
-            deleted = await self._partition(patient_id).delete_documents.remote(
-                patient_id, collection, keys)
-        except Exception as exc:
-            raise HTTPProblem(503, "Service Unavailable",
-                              f"not deleted, retry: {type(exc).__name__}") from None
+        deleted = await self._remove(patient_id, collection, keys)
         return {"n": deleted, "ok": 1, "deletedCount": deleted}
 
     # -- entries ---------------------------------------------------------------------------
@@ -140,15 +97,7 @@ class NightscoutV1(IngressBase):
         for x in items:
             (sgv if not isinstance(x, dict) or x.get("type", "sgv") == "sgv" else other).append(x)
         others = self._normalise("entries", other)
-        try:
-            entries = [NightscoutEntry.model_validate(x) for x in sgv]
-            table = entries_table(entries, patient_id)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            raise HTTPProblem(422, "Unprocessable Entity",
-                              f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-        except InvalidReadings as exc:
-            raise HTTPProblem(422, "Unprocessable Entity", str(exc)) from None
+        entries, table = self._sgv_readings(sgv, patient_id)
         if table.num_rows:
             await self._store(table, principal)
         stored = await self._put(patient_id, others)
