@@ -39,12 +39,12 @@ class Principal:
         if self.role == "admin":
             return True
         if self.role == "clinician":
-            return cohort is not None and hmac.compare_digest(cohort, self.subject)
-        return hmac.compare_digest(patient_id, self.subject)
+            return cohort is not None and _same(cohort, self.subject)
+        return _same(patient_id, self.subject)
 
     def can_write(self, patient_id: str) -> bool:
         return self.role == "admin" or (self.role == "uploader" and
-                                        hmac.compare_digest(patient_id, self.subject))
+                                        _same(patient_id, self.subject))
 
     def require_read(self, patient_id: str, cohort: str | None = None) -> None:
         if not self.can_read(patient_id, cohort):
@@ -53,6 +53,16 @@ class Principal:
     def require_write(self, patient_id: str) -> None:
         if not self.can_write(patient_id):
             raise Forbidden(f"this {self.role} credential may not write for patient {patient_id!r}")
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time equality of two texts of any characters (``compare_digest`` refuses
+    non-ASCII ``str``, and credentials arrive from paths and headers as sent)."""
+    return hmac.compare_digest(_utf8(a), _utf8(b))
 
 
 def _b64(text: str) -> str:
@@ -90,16 +100,16 @@ class Authenticator:
             raise AuthError("this server has no API secret configured")
         if api_secret and api_secret.startswith("token="):  # py-nightscout sends tokens so
             api_secret, token = None, api_secret[len("token="):]
-        if api_secret and hmac.compare_digest(api_secret.lower(), self._secret_sha1):
+        if api_secret and _same(api_secret.lower(), self._secret_sha1):
             return Principal("admin", "*")
         if token:
-            if hmac.compare_digest(hashlib.sha1(token.encode()).hexdigest(), self._secret_sha1) \
-                    or hmac.compare_digest(token.lower(), self._secret_sha1):
+            if _same(hashlib.sha1(_utf8(token)).hexdigest(), self._secret_sha1) \
+                    or _same(token.lower(), self._secret_sha1):
                 return Principal("admin", "*")
             parts = token.split(".")
             if len(parts) == 3 and parts[0] in ROLES:
                 body = f"{parts[0]}.{parts[1]}"
-                if hmac.compare_digest(parts[2], self._sign(body)):
+                if _same(parts[2], self._sign(body)):
                     try:
                         return Principal(parts[0], _unb64(parts[1]))
                     except (ValueError, UnicodeDecodeError):

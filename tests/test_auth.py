@@ -43,3 +43,12 @@ def test_forged_or_missing_credentials_are_rejected():
             auth.authenticate(api_secret, tok)
     with pytest.raises(ValueError):
         Authenticator("short")
+
+
+def test_credentials_of_any_characters_are_refused_not_crashed_on():
+    auth = Authenticator(SECRET)
+    for api_secret, token in [("é" * 40, None), (None, "patient.é.é"), (None, "ê")]:
+        with pytest.raises(AuthError):
+            auth.authenticate(api_secret, token)
+    with pytest.raises(Forbidden):
+        auth.authenticate(None, auth.make_token("patient", "adult#001")).require_read("é")
