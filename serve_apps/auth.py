@@ -6,6 +6,9 @@
   signature HMAC-SHA256(secret, role.subject): stateless, so every replica verifies them.
   uploader: write and read one patient; patient / caregiver: read one patient;
   clinician: read the patients of one cohort; admin: everything.
+- JWTs (Nightscout's API v3 credential) are issued for any of the above
+  (``Authenticator.issue_jwt``) and stand for the same principal until they expire
+  (``serve_apps.jwt_tokens``); they are accepted wherever a token is.
 All comparisons are constant-time.
 """
 
@@ -15,6 +18,8 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+
+from serve_apps.jwt_tokens import Claims, InvalidJWT, JWTCodec, looks_like_jwt
 
 ROLES = ("admin", "uploader", "patient", "caregiver", "clinician")
 MIN_SECRET_LEN = 12
@@ -34,6 +39,19 @@ class Principal:
 
     role: str
     subject: str  # patient id, cohort name, or "*" for admin
+
+    @property
+    def name(self) -> str:
+        """``role:subject``: the subject name Nightscout's answers and a JWT's ``sub`` carry."""
+        return f"{self.role}:{self.subject}"
+
+    @classmethod
+    def from_name(cls, name: str) -> Principal:
+        """The principal a ``name`` stands for; ValueError if it names no role."""
+        role, sep, subject = name.partition(":")
+        if not sep or role not in ROLES:
+            raise ValueError(f"not a principal name: {name[:40]!r}")
+        return cls(role, subject)
 
     def can_read(self, patient_id: str, cohort: str | None) -> bool:
         if self.role == "admin":
@@ -73,6 +91,15 @@ def _unb64(text: str) -> str:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
 
 
+@dataclass(frozen=True)
+class Grant:
+    """A JWT issued in exchange for an access token, and whom it stands for."""
+
+    token: str
+    principal: Principal
+    claims: Claims
+
+
 class Authenticator:
     """Checks credentials against one secret."""
 
@@ -81,6 +108,7 @@ class Authenticator:
             raise ValueError(f"API secret must be at least {MIN_SECRET_LEN} characters")
         self._secret = secret
         self._secret_sha1 = hashlib.sha1(secret.encode()).hexdigest() if secret else None
+        self._jwt = JWTCodec(secret) if secret else None
 
     def make_token(self, role: str, subject: str) -> str:
         """A token for ``role`` over ``subject`` (patient id, cohort, or "*")."""
@@ -114,4 +142,21 @@ class Authenticator:
                         return Principal(parts[0], _unb64(parts[1]))
                     except (ValueError, UnicodeDecodeError):
                         pass
+            elif looks_like_jwt(token):
+                return self._from_jwt(token)
         raise AuthError("Invalid/Missing")
+
+    def _from_jwt(self, token: str) -> Principal:
+        assert self._jwt is not None  # a secret is configured (checked by the caller)
+        try:
+            return Principal.from_name(self._jwt.verify(token).sub)
+        except (InvalidJWT, ValueError) as exc:
+            raise AuthError(str(exc)) from None
+
+    def issue_jwt(self, access_token: str) -> Grant:
+        """A JWT for the holder of ``access_token`` (a role token, the API secret or its SHA-1,
+        or a JWT of this server, which renews it); AuthError if the token is not valid."""
+        principal = self.authenticate(None, access_token)
+        assert self._jwt is not None
+        token, claims = self._jwt.sign(principal.name)
+        return Grant(token, principal, claims)

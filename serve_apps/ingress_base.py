@@ -59,7 +59,7 @@ class IngressBase:
         except AuthError as exc:
             self.telemetry.rejected.inc(1, {"status": "401"})
             raise HTTPProblem(401, "Unauthorized", str(exc)) from None
-        if not self.limiter.take(f"{principal.role}:{principal.subject}"):
+        if not self.limiter.take(principal.name):
             self.telemetry.rejected.inc(1, {"status": "429"})
             raise HTTPProblem(429, "Too Many Requests",
                               f"more than {self.config.rate_limit_per_s:g} requests/s")

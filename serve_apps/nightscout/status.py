@@ -43,7 +43,7 @@ def status(site_name: str, units: GlucoseUnits, principal: Principal) -> dict:
                            "bgTargetBottom": alerts.low_mgdl, "bgLow": alerts.urgent_low_mgdl},
         },
         "extendedSettings": {"devicestatus": {"advanced": True}},
-        "authorized": {"sub": f"{principal.role}:{principal.subject}",
+        "authorized": {"sub": principal.name,
                        "permissionGroups": [permissions(principal)]},
         "runtimeState": "loaded",
     }
