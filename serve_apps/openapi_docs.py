@@ -86,11 +86,13 @@ ENTRIES_BODY = {"required": True, "content": {"application/json": {"schema": {
 _TIME = {"type": "string", "format": "date-time",
          "description": "ISO 8601; not before 1970 (too old)"}
 _NUMBER = {"type": "number"}
+# Text with a character str.strip() keeps (it strips \x1c-\x1f and \x85 too, which JSON
+# Schema's \S, ECMAScript's, lets through).
+_TEXT = {"type": "string", "minLength": 1, "pattern": r"[^\s\x1c-\x1f\x85]"}
 _IDS = {"_id": {"type": "string", "minLength": 1, "maxLength": 128},
         "identifier": {"type": "string", "minLength": 1, "maxLength": 128}}
 _TREATMENT = {"type": "object", "required": ["eventType"], "properties": {
-    **_IDS, "eventType": {"type": "string", "pattern": r"\S",
-                          "examples": list(EVENT_TYPES[:5])},
+    **_IDS, "eventType": {**_TEXT, "examples": list(EVENT_TYPES[:5])},
     "created_at": _TIME, "eventTime": _TIME, "timestamp": _TIME,
     **{name: _NUMBER for name in TREATMENT_NUMBERS},
     "insulin": {"type": "number", "minimum": 0}, "carbs": {"type": "number", "minimum": 0},
