@@ -32,7 +32,7 @@ async def _problem(request: Request, exc: HTTPProblem) -> JSONResponse:
                          "description": exc.description}, status_code=exc.status)
 
 
-def example(value: int) -> dict:
+def example(value: int | str) -> dict:
     """A query parameter's documented example. Without one, the document Serve serves says
     ``"example": {}``: FastAPI marks "no example" with a sentinel object, which Serve's copy
     of the app (pickled) no longer recognises."""

@@ -36,7 +36,7 @@ STARTED_MS = int(time.time() * 1000)  # a fixed bound: strategies must not read 
 # What the server checks but JSON Schema cannot state (the descriptions say it): a request
 # the schema calls valid may be refused only for these.
 DESCRIBED_ONLY = ("all columns must have the same length", "in the future", "too old",
-                  "names no profile of store")
+                  "names no profile of store", "cannot be combined", "cannot be modified")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
