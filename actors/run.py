@@ -66,7 +66,8 @@ class ProgressLine:
     """Prints a fleet's progress to ``stream``: one line rewritten in place on a terminal,
     a line every few seconds in a log file (``every_s`` says how often to call it)."""
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
+        stream = stream or sys.stderr  # the stderr of the call, not of the import
         self.stream, self.tty = stream, stream.isatty()
         self.every_s = PROGRESS_EVERY_S if self.tty else LOG_PROGRESS_EVERY_S
         self._last = (time.monotonic(), 0)

@@ -110,12 +110,13 @@ class IngressBase:
 
     # -- Nightscout records ----------------------------------------------------------------
     async def _json(self, request: Request) -> Any:
-        """The body as JSON; 400 if it is not, or if it could not be answered back as UTF-8
-        (a lone surrogate such as ``"\\ud800"``)."""
+        """The body as JSON; 400 if it is not, or if it could not be answered back as JSON
+        in UTF-8 (a lone surrogate such as ``"\\ud800"``, or NaN, Infinity and 1e400, which
+        Python's parser accepts and no JSON encoder writes)."""
         try:
             data = json.loads(await self._body(request))
-            json.dumps(data, ensure_ascii=False).encode()
-        except (json.JSONDecodeError, UnicodeError, RecursionError) as exc:
+            json.dumps(data, ensure_ascii=False, allow_nan=False).encode()
+        except (ValueError, UnicodeError, RecursionError) as exc:
             raise HTTPProblem(400, "Bad Request", f"malformed JSON: {exc}") from None
         return data
 

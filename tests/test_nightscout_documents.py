@@ -191,8 +191,8 @@ def test_identifier_matches_nightscout_for_device_statuses():
     assert doc.identifier == identifier_for("openaps://rig", NOW_MS)
 
 
-_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-                     | st.text(max_size=12),
+_json = st.recursive(st.none() | st.booleans() | st.integers()
+                     | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
                      lambda inner: st.lists(inner, max_size=4)
                      | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
 _fields = st.sampled_from(["eventType", "created_at", "eventTime", "date", "insulin", "carbs",

@@ -165,3 +165,11 @@ def test_bad_queries_are_refused(url, admin):
     assert r.status_code == 400 and "created_at" in r.json()["description"]
     r = admin.get(f"{url}/api/v1/treatments.json?count=abc")
     assert r.status_code == 400
+
+
+@pytest.mark.parametrize("body", [b'{"eventType": "Note", "x": NaN}', b'{"eventType": "Note", "x": 1e400}',
+                                  b'{"eventType": "Note", "x": "\\ud800"}'])
+def test_json_no_encoder_could_answer_is_refused(url, admin, body):
+    r = admin.post(f"{url}/api/v1/treatments?patient=bad", data=body,
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "malformed JSON" in r.json()["description"]
