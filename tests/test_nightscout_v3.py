@@ -176,8 +176,10 @@ def test_the_jwt_is_accepted_by_v1_v2_and_v3_and_a_bad_one_is_refused_with_a_rea
     assert _call("GET", url, "/status", role_token).status_code == 200
     forged, _ = JWTCodec("another-secret-x").sign("admin:*")
     expired, _ = JWTCodec(SECRET).sign("uploader:v3-any", now_s=int(time.time()) - LIFETIME_S - 5)
-    for bad, reason in [(forged, "signature"), (expired, "expired"),
-                        (headers["Authorization"][7:-8], "malformed"), (None, "Invalid/Missing")]:
+    head, _, sig = headers["Authorization"][7:].split(".")
+    garbled = f"{head}.!!!.{sig}"  # a payload that is not base64url: malformed, whatever the key
+    for bad, reason in [(forged, "signature"), (expired, "expired"), (garbled, "malformed"),
+                        (None, "Invalid/Missing")]:
         r = _call("GET", url, "/treatments", {"Authorization": f"Bearer {bad}"} if bad else {})
         assert r.status_code == 401 and reason in r.json()["description"]
 

@@ -29,7 +29,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                           "12 characters (clients send its SHA1 as the api-secret header)")
     url = start_ingest(args.host, args.port, {
         "partitions": args.partitions, "data_dir": args.data_dir,
-        "landing_dir": args.landing_dir}, args.proxy, args.address)
+        "landing_dir": args.landing_dir, "documents_landing_dir": args.documents_landing_dir,
+        "units": args.units}, args.proxy, args.address)
     print(f"cgm-ray ingest listening on {url} (OpenAPI docs: {url}/docs); Ctrl-C stops it",
           flush=True)
     done = threading.Event()
@@ -65,6 +66,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        help="stateful partitions by patient (one per ~2 cores)")
     serve.add_argument("--data-dir", default="out/ingest")
     serve.add_argument("--landing-dir", default="out/lake/landing/ingest")
+    serve.add_argument("--documents-landing-dir", default="out/lake/landing/documents",
+                       help="where closed logs of Nightscout treatments, device statuses and "
+                       "profiles land for the lake")
+    serve.add_argument("--units", choices=["mg/dl", "mmol"], default="mg/dl",
+                       help="display units of the Nightscout routes")
     serve.add_argument("--proxy", choices=sorted(PROXY_ENV), default="haproxy")
     serve.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     serve.set_defaults(func=cmd_serve)
