@@ -69,7 +69,7 @@ def main() -> None:
                 print(json.dumps({"round": k, "cgm_ray": v2, "nightscout": ns, "ratio": ratio}))
             else:
                 print(f"{k:>5} {v2['readings_per_s']:>19,.0f} {ns['readings_per_s']:>22,.0f} "
-                      f"{documents_per_s:>12,.0f} {ratio:>6.2f} {failed:>7}")
+                      f"{documents_per_s:>12,.0f} {ratio:>6.3f} {failed:>7}")
     finally:
         from ray import serve
 
