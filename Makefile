@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean node-deps loop-deps
+.PHONY: demo test lint bench clean node-deps loop-deps browser-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,7 +54,17 @@ $(LOOP_STAMP): $(STAMP)
 
 loop-deps: $(LOOP_STAMP)
 
-test: $(STAMP) $(LOOP_STAMP) $(if $(HAVE_NODE),$(NODE_STAMPS))
+# Headless Chromium and its WebDriver, Debian's chromium and chromium-driver, for the web app's
+# browser tests (tests/test_web_app.py, through Selenium). apt-get needs root; where it cannot
+# run, those tests skip and say why.
+browser-deps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver; \
+	else echo "browser-deps: not root, so no apt-get: the browser tests will skip"; fi
+
+test: $(STAMP) $(LOOP_STAMP) $(if $(HAVE_NODE),$(NODE_STAMPS)) browser-deps
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -11,17 +11,18 @@ on ``serve_apps.http_api.api`` in the order imported here: v2 first, as the hot 
 
 from ray import cloudpickle, serve
 
-from serve_apps import v2_routes
+from serve_apps import v2_routes, web_routes
 from serve_apps.http_api import api
 from serve_apps.nightscout import v1_routes, v3_routes
 from serve_apps.nightscout.v1_routes import NightscoutV1
 from serve_apps.nightscout.v3_routes import NightscoutV3
 from serve_apps.v2_routes import CgmRayV2
+from serve_apps.web_routes import WebApp
 
 # Serve ships the app to its replicas pickled. The class-based view (``self`` injected into
 # each route) lives on the route functions; those of mixins importable by name would be
 # pickled by reference and arrive without it, so their modules go by value.
-for _routes in (v2_routes, v1_routes, v3_routes):
+for _routes in (v2_routes, v1_routes, v3_routes, web_routes):
     cloudpickle.register_pickle_by_value(_routes)
 
 
@@ -30,5 +31,5 @@ for _routes in (v2_routes, v1_routes, v3_routes):
 @serve.deployment(max_ongoing_requests=256, ray_actor_options={"num_cpus": 0},
                   logging_config={"enable_access_log": False})
 @serve.ingress(api)
-class Ingress(CgmRayV2, NightscoutV1, NightscoutV3):
+class Ingress(CgmRayV2, NightscoutV1, NightscoutV3, WebApp):
     """Routes requests to partitions by patient."""

@@ -144,6 +144,7 @@ class PartitionCore:
             except Exception:
                 self.state.rollback(undo)
                 raise
+            self.state.publish_readings(new)
             self._count_alerts(self.state.evaluate(slots, new))
             self.newest_ts_ms = max(self.newest_ts_ms, pc.max(new.column("ts_ms")).as_py())
         self.telemetry.ingested(new.num_rows, table.num_rows - new.num_rows)
@@ -233,7 +234,8 @@ class PartitionCore:
             document_rows=self.document_wal.appended_rows)
 
     async def stream(self, patient_id: str):
-        """Alert events of a patient as they happen (SSE payloads); None is a keep-alive."""
+        """A patient's events as they happen, ("reading" | "alert", record); None is a
+        keep-alive."""
         q = self.state.subscribe(patient_id)
         try:
             while True:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cgm_ray.glucose.alerts import AlertEngine, AlertEvent, AlertSettings, AlertType
 from cgm_ray.glucose.trend import TREND_NAMES, direction, slope_mgdl_per_min
@@ -197,12 +198,19 @@ class PartitionState:
                                            AlertType.URGENT_LOW_SOON, AlertType.STALE_URGENT)}
             patient = self.patients[sensor.patient_id]
             patient.history.append(record)
-            for q in patient.subscribers:
-                if q.full():
-                    q.get_nowait()  # a slow client loses its oldest event, not the stream
-                q.put_nowait(record)
+            _push(patient.subscribers, ("alert", record))
             out.append(record)
         return out
+
+    def publish_readings(self, table: pa.Table) -> None:
+        """Durable new readings, as Nightscout entries, to their patients' subscribers."""
+        watched = {p for p in table.column("patient_id").unique().to_pylist()
+                   if p in self.patients and self.patients[p].subscribers}
+        for patient_id in watched:
+            ts = pc.filter(table.column("ts_ms"), pc.equal(table.column("patient_id"), patient_id))
+            since_ms = pc.min(ts).as_py()
+            for record in reversed(self.entries(patient_id, len(ts), since_ms)):  # oldest first
+                _push(self.patients[patient_id].subscribers, ("reading", record))
 
     def snooze(self, patient_id: str, alert: str, minutes: int, now_ms: int) -> None:
         kind = AlertType[alert.upper()]
@@ -277,6 +285,13 @@ class PartitionState:
                 "active_alerts": [t.label for t in AlertType if (self.alerts.active[info.slot] >> t) & 1],
             })
         return out
+
+
+def _push(subscribers: list[asyncio.Queue], event: tuple[str, dict]) -> None:
+    for q in subscribers:
+        if q.full():
+            q.get_nowait()  # a slow client loses its oldest event, not the stream
+        q.put_nowait(event)
 
 
 def _entry(ts_ms: int, glucose: float, flag: int, slope: float, arrow: str, sensor_id: str,

@@ -98,6 +98,18 @@ class CgmRayV2(IngressBase):
              responses=errors(401, 403, 429),
              summary="Server-Sent Events: alerts as they fire and resolve")
     async def alert_stream(self, patient_id: str, request: Request) -> StreamingResponse:
+        return await self._events(request, patient_id, ("alert",))
+
+    @api.get("/api/v2/patients/{patient_id}/stream",
+             responses=errors(401, 403, 429),
+             summary="Server-Sent Events: readings (as Nightscout entries) once durable, and alerts")
+    async def patient_stream(self, patient_id: str, request: Request) -> StreamingResponse:
+        return await self._events(request, patient_id, ("reading", "alert"))
+
+    async def _events(self, request: Request, patient_id: str,
+                      kinds: tuple[str, ...]) -> StreamingResponse:
+        """A patient's events of ``kinds`` as Server-Sent Events (``event: <kind>``), with a
+        comment line as keep-alive every 15 s."""
         await self._read_access(request, patient_id)
         gen = self._partition(patient_id).options(stream=True).stream.remote(patient_id)
 
@@ -106,8 +118,10 @@ class CgmRayV2(IngressBase):
             async for event in gen:
                 if await request.is_disconnected():
                     break
-                yield ": keep-alive\n\n" if event is None else (
-                    f"event: alert\ndata: {json.dumps(event)}\n\n")
+                if event is None:
+                    yield ": keep-alive\n\n"
+                elif event[0] in kinds:
+                    yield f"event: {event[0]}\ndata: {json.dumps(event[1])}\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})

@@ -91,3 +91,13 @@ def test_simulate_writes_treatments_and_the_report_counts_and_marks_them(tmp_pat
                               str(tmp_path / "out" / "treatments.parquet"), patient))
     row = re.search(r"<td>Hypo treatments</td><td>([\d,]+) \(", files.html.read_text())
     assert row and int(row.group(1)) == int(((ids == patient) & (kinds == "hypo_carbs")).sum())
+
+
+def test_token_prints_the_token_and_the_web_app_link(capsys, monkeypatch):
+    monkeypatch.setenv("API_SECRET", "a-secret-of-some-length")
+    assert main(["token", "--role", "caregiver", "--subject", "ana b",
+                 "--url", "http://host:8000/cgm/"]) == 0
+    out = capsys.readouterr()
+    token = out.out.strip()
+    assert token.startswith("caregiver.") and out.err.strip() == (
+        f"web app: http://host:8000/cgm/?token={token}")

@@ -77,7 +77,7 @@ def _document() -> dict:
     return api.openapi()
 
 
-schema = schemathesis.openapi.from_dict(_document()).exclude(path_regex=r"/alerts/stream$")
+schema = schemathesis.openapi.from_dict(_document()).exclude(path_regex=r"/stream$")
 schema.config.generation.update(max_examples=MAX_EXAMPLES)
 
 

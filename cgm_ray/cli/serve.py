@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import threading
 
 from cgm_ray.cli.ray_runtime import init_ray
@@ -46,13 +47,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    """Print a role token signed with $API_SECRET."""
+    """Print a role token signed with $API_SECRET, and the web app's link that signs in with it."""
+    from urllib.parse import quote
+
     from serve_apps.auth import Authenticator
 
     try:
-        print(Authenticator(os.environ.get("API_SECRET")).make_token(args.role, args.subject))
+        token = Authenticator(os.environ.get("API_SECRET")).make_token(args.role, args.subject)
     except ValueError as exc:
         raise ConfigError("API_SECRET" if "secret" in str(exc) else "--role", str(exc)) from None
+    print(token)
+    print(f"web app: {args.url.rstrip('/')}/?token={quote(token)}", file=sys.stderr)
     return 0
 
 
@@ -80,6 +85,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        choices=["admin", "uploader", "patient", "caregiver", "clinician"])
     token.add_argument("--subject", required=True,
                        help="patient id (uploader/patient/caregiver), cohort (clinician) or *")
+    token.add_argument("--url", default="http://127.0.0.1:8000",
+                       help="the server's base URL, for the web app's link")
     token.set_defaults(func=cmd_token)
 
 

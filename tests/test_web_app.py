@@ -1,0 +1,124 @@
+"""The web app in a real browser: headless Chromium (Debian's) driven by Selenium.
+
+One ingest server for the module; each test opens the page the way a person would (a link
+with a token) and checks what is on screen. Screenshots of each view at phone and desktop
+sizes are kept in ``out/screenshots/`` as test artefacts. The tests skip only when Chromium
+or its driver is not installed (``make browser-deps`` installs them).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from serve_apps.auth import Authenticator
+from tests.ingest_server import ADMIN, SECRET, ingest_server
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                                reason="Debian's chromium and chromium-driver are not installed "
+                                "(make browser-deps)")
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "out" / "screenshots"
+PHONE, DESKTOP = (390, 844), (1280, 900)
+MIN_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    with ingest_server(tmp_path_factory.mktemp("web"), rate_limit_per_s=10_000.0) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()  # stops chromedriver and the browser it started
+
+
+def _token(role: str, subject: str) -> str:
+    return Authenticator(SECRET).make_token(role, subject)
+
+
+def _post(url: str, patient: str, readings: list[tuple[int, float]]) -> None:
+    r = requests.post(f"{url}/api/v2/readings", headers=ADMIN, timeout=30, json={
+        "patient_id": [patient] * len(readings), "sensor_id": [f"{patient}-g7"] * len(readings),
+        "ts_ms": [t for t, _ in readings], "glucose_mgdl": [g for _, g in readings]})
+    assert r.status_code == 200, r.text
+
+
+def _text(driver, element_id: str, expected: str, timeout_s: float = 10) -> None:
+    WebDriverWait(driver, timeout_s).until(ec.text_to_be_present_in_element((By.ID, element_id),
+                                                                            expected))
+
+
+def _shots(driver, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for label, (w, h) in (("phone", PHONE), ("desktop", DESKTOP)):
+        driver.set_window_size(w, h)
+        time.sleep(0.5)  # the chart redraws 100 ms after a resize
+        driver.save_screenshot(str(SCREENSHOTS / f"{name}-{label}.png"))
+
+
+def test_a_patient_link_shows_the_latest_value_and_new_readings_live(url, browser):
+    now = int(time.time() * 1000)
+    _post(url, "ana", [(now - k * 5 * MIN_MS, 120 + 2 * k) for k in range(36, 0, -1)])
+    browser.get(f"{url}/?token={_token('patient', 'ana')}")
+    _text(browser, "value", "122")
+    assert "token=" not in browser.current_url  # the link's token leaves the address bar
+    _shots(browser, "patient")
+    sent = time.monotonic()
+    _post(url, "ana", [(now, 131)])
+    _text(browser, "value", "131", timeout_s=2)  # without a reload, within 2 s
+    assert time.monotonic() - sent < 2
+    assert browser.find_element(By.ID, "arrow").text == "↗"  # +9 mg/dL in 5 min: 45° up
+
+
+def test_a_low_raises_the_banner_and_snoozing_clears_it(url, browser):
+    now = int(time.time() * 1000)
+    _post(url, "ben", [(now - 10 * MIN_MS, 100), (now - 5 * MIN_MS, 90)])
+    browser.get(f"{url}/?token={_token('caregiver', 'ben')}")
+    _text(browser, "value", "90")
+    _post(url, "ben", [(now, 50)])
+    _text(browser, "alert-text", "urgent low", timeout_s=5)
+    _shots(browser, "alert")
+    browser.find_element(By.ID, "snooze").click()
+    WebDriverWait(browser, 5).until(ec.invisibility_of_element_located((By.ID, "alert-banner")))
+
+
+def test_a_tampered_token_gets_the_sign_in_screen_with_a_message(url, browser):
+    good = _token("caregiver", "ana")
+    browser.get(f"{url}/?token={good[:-4]}beef")
+    WebDriverWait(browser, 5).until(ec.visibility_of_element_located((By.ID, "sign-in")))
+    _text(browser, "sign-in-message", "not accepted")
+    assert not browser.find_element(By.ID, "patient").is_displayed()
+
+
+def test_the_page_is_served_with_a_strict_policy_and_etags(url):
+    page = requests.get(f"{url}/", timeout=30)
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "<script>" not in page.text  # no inline script
+    again = requests.get(f"{url}/", headers={"if-none-match": page.headers["etag"]}, timeout=30)
+    assert again.status_code == 304
+    assert requests.get(f"{url}/app/app.js", timeout=30).headers["content-type"].startswith(
+        "text/javascript")
+    assert requests.get(f"{url}/app/../ingress.py", timeout=30).status_code == 404
+    assert requests.get(f"{url}/app/vendor/uPlot-LICENSE", timeout=30).status_code == 200
