@@ -4,8 +4,9 @@
   the header ``api-secret: sha1hex(secret)`` (Nightscout's convention) or ``?token=``.
 - Role tokens are ``role.subject.signature`` with the subject base64url-encoded and the
   signature HMAC-SHA256(secret, role.subject): stateless, so every replica verifies them.
-  uploader: write and read one patient; patient / caregiver: read one patient;
-  clinician: read the patients of one cohort; admin: everything.
+  uploader: write and read one patient; patient: read one patient; caregiver: read the
+  patients listed (comma-separated); clinician: read the patients of one cohort; admin:
+  everything.
 - JWTs (Nightscout's API v3 credential) are issued for any of the above
   (``Authenticator.issue_jwt``) and stand for the same principal until they expire
   (``serve_apps.jwt_tokens``); they are accepted wherever a token is.
@@ -38,7 +39,14 @@ class Principal:
     """Who is calling, and what they may touch."""
 
     role: str
-    subject: str  # patient id, cohort name, or "*" for admin
+    # patient id; for a caregiver, the patients followed, separated by commas; cohort name
+    # (clinician); "*" (admin)
+    subject: str
+
+    @property
+    def patients(self) -> list[str]:
+        """The patients a patient, uploader or caregiver credential is about."""
+        return self.subject.split(",") if self.role == "caregiver" else [self.subject]
 
     @property
     def name(self) -> str:
@@ -58,7 +66,7 @@ class Principal:
             return True
         if self.role == "clinician":
             return cohort is not None and _same(cohort, self.subject)
-        return _same(patient_id, self.subject)
+        return any(_same(patient_id, p) for p in self.patients)
 
     def can_write(self, patient_id: str) -> bool:
         return self.role == "admin" or (self.role == "uploader" and

@@ -100,13 +100,14 @@ class IngressBase:
             raise HTTPProblem(403, "Forbidden", str(exc)) from None
 
     def _ns_patient(self, request: Request, principal: Principal) -> str:
-        """The patient a Nightscout route is about: the token's, or ``?patient=`` for admin."""
+        """The patient a Nightscout route is about: the token's (a caregiver's first, or the
+        one of theirs ``?patient=`` names), or ``?patient=`` for admin and clinician."""
         asked = request.query_params.get("patient")
         if principal.role in ("admin", "clinician"):
             return asked or self.config.default_patient
-        if asked and asked != principal.subject:
+        if asked and asked not in principal.patients:
             raise HTTPProblem(403, "Forbidden", f"this credential is for patient {principal.subject!r}")
-        return principal.subject
+        return asked or principal.patients[0]
 
     # -- Nightscout records ----------------------------------------------------------------
     async def _json(self, request: Request) -> Any:

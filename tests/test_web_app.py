@@ -103,6 +103,27 @@ def test_a_low_raises_the_banner_and_snoozing_clears_it(url, browser):
     WebDriverWait(browser, 5).until(ec.invisibility_of_element_located((By.ID, "alert-banner")))
 
 
+def test_a_caregiver_sees_the_patients_followed_and_not_others(url, browser):
+    now = int(time.time() * 1000)
+    for patient, mgdl in (("cara", 140), ("dan", 210), ("eve", 99)):
+        _post(url, patient, [(now - 5 * MIN_MS, mgdl - 3), (now, mgdl)])
+    token = _token("caregiver", "cara,dan")
+    browser.get(f"{url}/?token={token}")
+    WebDriverWait(browser, 10).until(ec.visibility_of_element_located((By.ID, "followed")))
+    WebDriverWait(browser, 10).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".tile")) == 2
+                                     and "---" not in d.find_element(By.ID, "followed-grid").text)
+    tiles = {t.find_element(By.CLASS_NAME, "name").text: t.find_element(By.CLASS_NAME, "value").text
+             for t in browser.find_elements(By.CSS_SELECTOR, ".tile")}
+    assert tiles == {"cara": "140", "dan": "210"}  # eve is not theirs
+    _shots(browser, "followed")
+    seen = requests.get(f"{url}/api/v2/patients/eve/latest", timeout=30,
+                        headers={"Authorization": f"Bearer {token}"})
+    assert seen.status_code == 403  # the API refuses, whatever a page would ask
+    browser.find_element(By.CSS_SELECTOR, '.tile[data-patient="dan"]').click()
+    _text(browser, "value", "210")
+    assert browser.find_element(By.ID, "back").is_displayed()
+
+
 def test_a_tampered_token_gets_the_sign_in_screen_with_a_message(url, browser):
     good = _token("caregiver", "ana")
     browser.get(f"{url}/?token={good[:-4]}beef")
@@ -118,7 +139,7 @@ def test_the_page_is_served_with_a_strict_policy_and_etags(url):
     assert "<script>" not in page.text  # no inline script
     again = requests.get(f"{url}/", headers={"if-none-match": page.headers["etag"]}, timeout=30)
     assert again.status_code == 304
-    assert requests.get(f"{url}/app/app.js", timeout=30).headers["content-type"].startswith(
+    assert requests.get(f"{url}/app/main.js", timeout=30).headers["content-type"].startswith(
         "text/javascript")
     assert requests.get(f"{url}/app/../ingress.py", timeout=30).status_code == 404
     assert requests.get(f"{url}/app/vendor/uPlot-LICENSE", timeout=30).status_code == 200

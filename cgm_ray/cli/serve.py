@@ -84,7 +84,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     token.add_argument("--role", required=True,
                        choices=["admin", "uploader", "patient", "caregiver", "clinician"])
     token.add_argument("--subject", required=True,
-                       help="patient id (uploader/patient/caregiver), cohort (clinician) or *")
+                       help="patient id (uploader, patient), patient ids separated by commas (caregiver), "
+                       "cohort (clinician) or *")
     token.add_argument("--url", default="http://127.0.0.1:8000",
                        help="the server's base URL, for the web app's link")
     token.set_defaults(func=cmd_token)
