@@ -19,13 +19,17 @@ demo: $(STAMP)
 # Node packages the tests run as real peers, in a project-local folder, one stamp per pinned
 # package: oref0 (npm, MIT) for the oref0 port's parity tests, and share2nightscout-bridge (npm,
 # GPL-3.0-only; run as a separate program, not linked) as a real Nightscout uploader in
-# tests/test_nightscout_clients.py. Installed when Node is on PATH; without Node those tests skip
-# and say why. One after the other (order-only prerequisite): both write .node/package.json.
+# tests/test_nightscout_clients.py, and axe-core (npm, MPL-2.0), the accessibility checker the
+# web app's browser tests run in the page. Installed when Node is on PATH; without Node those
+# tests skip and say why. One after the other (order-only prerequisites): all write
+# .node/package.json.
 OREF0_VERSION := 0.7.1
 SHARE_BRIDGE_VERSION := 0.2.12
 NODE_STAMP := .node/.oref0-$(OREF0_VERSION)
 SHARE_BRIDGE_STAMP := .node/.share2nightscout-bridge-$(SHARE_BRIDGE_VERSION)
-NODE_STAMPS := $(NODE_STAMP) $(SHARE_BRIDGE_STAMP)
+AXE_VERSION := 4.14.1
+AXE_STAMP := .node/.axe-core-$(AXE_VERSION)
+NODE_STAMPS := $(NODE_STAMP) $(SHARE_BRIDGE_STAMP) $(AXE_STAMP)
 HAVE_NODE := $(shell command -v node 2>/dev/null)
 
 $(NODE_STAMP):
@@ -36,6 +40,10 @@ $(SHARE_BRIDGE_STAMP): | $(NODE_STAMP)
 	npm install --prefix .node --no-audit --no-fund --silent --save-exact \
 		share2nightscout-bridge@$(SHARE_BRIDGE_VERSION)
 	touch $(SHARE_BRIDGE_STAMP)
+
+$(AXE_STAMP): | $(SHARE_BRIDGE_STAMP)
+	npm install --prefix .node --no-audit --no-fund --silent --save-exact axe-core@$(AXE_VERSION)
+	touch $(AXE_STAMP)
 
 node-deps: $(NODE_STAMPS)
 

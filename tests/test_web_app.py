@@ -143,3 +143,26 @@ def test_the_page_is_served_with_a_strict_policy_and_etags(url):
         "text/javascript")
     assert requests.get(f"{url}/app/../ingress.py", timeout=30).status_code == 404
     assert requests.get(f"{url}/app/vendor/uPlot-LICENSE", timeout=30).status_code == 200
+
+
+AXE = Path(__file__).resolve().parents[1] / ".node" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.mark.skipif(not shutil.which("node"), reason="Node.js is absent, so axe-core is not installed")
+def test_each_view_passes_axe_with_no_serious_violations(url, browser):
+    assert AXE.exists(), "axe-core is missing: run `make node-deps`"
+    now = int(time.time() * 1000)
+    _post(url, "fay", [(now - 5 * MIN_MS, 150), (now, 152)])
+    views = {"sign-in": f"{url}/?token=not-a-token", "patient": f"{url}/?token={_token('patient', 'fay')}",
+             "followed": f"{url}/?token={_token('caregiver', 'fay,cara')}"}
+    for name, link in views.items():
+        browser.set_window_size(*DESKTOP)
+        browser.get(link)
+        WebDriverWait(browser, 10).until(ec.visibility_of_element_located((By.ID, name)))
+        browser.execute_script(AXE.read_text())
+        result = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "axe.run(document, {resultTypes: ['violations']}).then((r) => done(r.violations));")
+        serious = [(v["id"], v["impact"], v["help"]) for v in result
+                   if v["impact"] in ("serious", "critical")]
+        assert serious == [], f"{name}: {serious}"

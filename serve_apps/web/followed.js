@@ -1,6 +1,6 @@
 // The caregiver's grid: every followed patient's value, arrow and alert state, live.
 import {$, api, patientEvents, patientPath} from "./api.js";
-import {ARROWS, display, minutesAgo, unitLabel} from "./units.js";
+import {ARROWS, display, minutesAgo} from "./units.js";
 
 const STALE_MIN = 15;
 const grid = {tiles: new Map(), streams: []};
@@ -28,8 +28,6 @@ function paint(patient) {
   el.querySelector(".alert").textContent = alerts.map((a) => a.type.replaceAll("_", " ")).join(", ");
   el.classList.toggle("alerting", alerts.length > 0);
   el.classList.toggle("stale", !last || minutesAgo(last.date) >= STALE_MIN);
-  el.setAttribute("aria-label", `${patient}: ${last ? display(last.sgv) + " " + unitLabel() : "no readings"}` +
-    (alerts.length ? `, alert ${alerts[0].type.replaceAll("_", " ")}` : ""));
 }
 
 export async function showFollowed(patients, onOpen) {
