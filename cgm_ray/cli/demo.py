@@ -11,10 +11,12 @@ import logging
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from cgm_ray.lake.etl import EtlReport
 
 SECRET_ENV = "API_SECRET"
+WEB_FOLLOWED = 4  # patients in the web app link's caregiver token
 
 
 class IngestSettings(Strict):
@@ -94,6 +97,7 @@ class DemoSummary:
     dashboard_url: str | None
     seconds: dict[str, float]
     summary_file: str
+    followed: list[str]  # the patients the web app's caregiver link follows
 
 
 class StageClock:
@@ -121,6 +125,7 @@ def start_ingest_api(config: DemoConfig, out: Path, address: str | None) -> tupl
     api = start_ingest("127.0.0.1", free_port(), {
         "partitions": config.ingest.partitions, "data_dir": str(out / "ingest"),
         "landing_dir": str(out / "lake" / "landing" / "ingest"),
+        "documents_landing_dir": str(out / "lake" / "landing" / "documents"),
         "signal_loss_clock": "readings"})  # the fleet's clock runs ahead of the wall's
     return api, dashboard
 
@@ -237,7 +242,8 @@ def run_pipeline(config: DemoConfig, scenario_overrides: dict | None = None,
         acked_equals_lake=etl.lake_rows == fleet.readings_acked, alerts_by_type=dict(alerts),
         cohort=cohort.summary, cohort_dir=cohort.location, lake=str(lake_dir), report=report,
         api_url=api, dashboard_url=dashboard, seconds=clock.total(),
-        summary_file=str(out / "summary.json"))
+        summary_file=str(out / "summary.json"),
+        followed=cohort.patients.column("patient_id").to_pylist()[:WEB_FOLLOWED])
     (out / "summary.json").write_text(json.dumps(asdict(summary), indent=1))
     return summary
 
@@ -265,9 +271,38 @@ def format_summary(summary: DemoSummary) -> str:
         "the median time in range)",
         f"  API was {s['api_url']} (OpenAPI {s['api_url']}/docs); Ray dashboard was "
         f"{s['dashboard_url'] or 'off'}; both stopped with the demo",
+        f"  web app: a caregiver's link to {len(s['followed'])} patients is printed and served "
+        "by `cgm-ray demo --keep-serving`",
         "  stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in s["seconds"].items()),
     ]
     return "\n".join(lines)
+
+
+def web_link(api_url: str, followed: list[str]) -> str:
+    """The web app's sign-in link for a caregiver following ``followed``."""
+    from urllib.parse import quote
+
+    from serve_apps.auth import Authenticator
+
+    token = Authenticator(os.environ[SECRET_ENV]).make_token("caregiver", ",".join(followed))
+    return f"{api_url}/?token={quote(token)}"
+
+
+def keep_serving(config: DemoConfig, followed: list[str], address: str | None) -> None:
+    """Serve the demo's ingest again (its logs replayed) with the web app until Ctrl-C."""
+    import ray
+    from ray import serve
+
+    api, _ = start_ingest_api(config, Path(config.out).resolve(), address)
+    print(f"\nweb app (a caregiver of {len(followed)} patients): {web_link(api, followed)}\n"
+          f"serving until Ctrl-C", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        serve.shutdown()
+        ray.shutdown()
 
 
 def cmd_demo(args) -> int:
@@ -275,13 +310,20 @@ def cmd_demo(args) -> int:
     config = load_demo_config(args.config)
     if args.out:
         config = config.model_copy(update={"out": args.out})
-    overrides = {}
+    overrides: dict = {}
     if args.patients:
         overrides["patients"] = {**read_mapping(config.scenario)["patients"], "n": args.patients}
     if args.days:
         overrides["duration_min"] = int(args.days * 1440)
+    if args.keep_serving:  # the simulated days end now, so the web app shows them as recent
+        duration_min = overrides.get("duration_min") or read_mapping(config.scenario)["duration_min"]
+        end_ms = int(time.time() // 300 * 300 * 1000)
+        overrides["start"] = datetime.fromtimestamp(end_ms / 1000 - duration_min * 60, UTC) \
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
     summary = run_pipeline(config, overrides, args.address)
     print(json.dumps(asdict(summary)) if args.json else format_summary(summary))
+    if args.keep_serving:
+        keep_serving(config, summary.followed, args.address)
     return 0
 
 
@@ -294,4 +336,7 @@ def add_commands(sub) -> None:
     demo.add_argument("--days", type=float, help="simulated days")
     demo.add_argument("--address", help="Ray cluster address (default: an embedded local Ray)")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    demo.add_argument("--keep-serving", action="store_true",
+                      help="simulate days ending now, then serve the ingest and its web app "
+                      "(a caregiver's link is printed) until Ctrl-C")
     demo.set_defaults(func=cmd_demo)
