@@ -153,12 +153,14 @@ def test_each_view_passes_axe_with_no_serious_violations(url, browser):
     assert AXE.exists(), "axe-core is missing: run `make node-deps`"
     now = int(time.time() * 1000)
     _post(url, "fay", [(now - 5 * MIN_MS, 150), (now, 152)])
-    views = {"sign-in": f"{url}/?token=not-a-token", "patient": f"{url}/?token={_token('patient', 'fay')}",
-             "followed": f"{url}/?token={_token('caregiver', 'fay,cara')}"}
-    for name, link in views.items():
+    views = {  # each with what shows once it has loaded
+        "sign-in": (f"{url}/?token=not-a-token", "sign-in-message", "not accepted"),
+        "patient": (f"{url}/?token={_token('patient', 'fay')}", "value", "152"),
+        "followed": (f"{url}/?token={_token('caregiver', 'fay,cara')}", "followed-grid", "152")}
+    for name, (link, element_id, loaded) in views.items():
         browser.set_window_size(*DESKTOP)
         browser.get(link)
-        WebDriverWait(browser, 10).until(ec.visibility_of_element_located((By.ID, name)))
+        _text(browser, element_id, loaded)
         browser.execute_script(AXE.read_text())
         result = browser.execute_async_script(
             "const done = arguments[arguments.length - 1];"

@@ -83,6 +83,7 @@ function renderNow() {
   if (!last) {
     $("value").textContent = "---";
     $("arrow").textContent = "";
+    $("arrow-text").textContent = "";
     $("delta").textContent = "no readings yet";
     $("age").textContent = "";
     return;
@@ -90,7 +91,7 @@ function renderNow() {
   const previous = view.entries[view.entries.length - 2];
   $("value").textContent = display(last.sgv);
   $("arrow").textContent = ARROWS[last.direction] || "";
-  $("arrow").setAttribute("aria-label", `trend ${last.direction || "unknown"}`);
+  $("arrow-text").textContent = `trend ${last.direction || "unknown"}`;
   if (previous && last.date - previous.date <= 10 * 60000) {
     const delta = scale(last.sgv) - scale(previous.sgv);
     const text = view.units === "mmol" ? delta.toFixed(1) : String(Math.round(delta));
