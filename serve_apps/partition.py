@@ -15,6 +15,7 @@ import time
 import pyarrow as pa
 from ray import serve
 
+from serve_apps.cohort_summary import PatientSummary, summarise
 from serve_apps.config import IngestConfig
 from serve_apps.nightscout.documents import Document
 from serve_apps.nightscout.query import Filter
@@ -40,6 +41,9 @@ class Partition:
     def entries(self, patient_id: str, count: int, since_ms: int | None,
                 until_ms: int | None) -> list[dict]:
         return self.core.state.entries(patient_id, count, since_ms, until_ms)
+
+    def cohort_summary(self, cohort: str) -> list[PatientSummary]:
+        return summarise(*self.core.state.cohort_glucose(cohort))
 
     def cohort(self, patient_id: str) -> str | None:
         return self.core.state.patients_cohort.get(patient_id)

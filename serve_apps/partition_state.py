@@ -258,6 +258,19 @@ class PartitionState:
         rows.sort(key=lambda r: r[0], reverse=True)
         return [_entry(*r) for r in rows[:count]]
 
+    def cohort_glucose(self, cohort: str) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        """The glucose the rings hold for each patient of ``cohort``, and the time it spans."""
+        glucose, span = {}, {}
+        for patient_id, c in self.patients_cohort.items():
+            if c != cohort or patient_id not in self.patients:
+                continue
+            slots = [self.sensors[s].slot for s in self.patients[patient_id].sensors]
+            ts = self.ring_ts[slots].ravel()
+            valid = ts >= 0
+            glucose[patient_id] = self.ring_g[slots].ravel()[valid]
+            span[patient_id] = int(ts[valid].max() - ts[valid].min()) if valid.any() else 0
+        return glucose, span
+
     def sensor_status(self, patient_id: str, now_ms: int) -> list[dict]:
         """Each sensor of a patient: session, last seen, signal-loss diagnostics."""
         out = []

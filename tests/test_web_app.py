@@ -124,6 +124,43 @@ def test_a_caregiver_sees_the_patients_followed_and_not_others(url, browser):
     assert browser.find_element(By.ID, "back").is_displayed()
 
 
+def _cohort(url: str, cohort: str, patients: dict[str, list[float]]) -> None:
+    """Patients registered to ``cohort`` with these readings, 5 minutes apart up to now."""
+    now = int(time.time() * 1000)
+    for patient, values in patients.items():
+        r = requests.post(f"{url}/api/v2/sensors", headers=ADMIN, timeout=30, json={
+            "sensor_id": f"{patient}-g7", "patient_id": patient, "cohort": cohort})
+        assert r.status_code == 200, r.text
+        _post(url, patient, [(now - (len(values) - 1 - k) * 5 * MIN_MS, g) for k, g in enumerate(values)])
+
+
+def _first_column(browser) -> list[str]:
+    return [r.find_element(By.CSS_SELECTOR, "td button").text
+            for r in browser.find_elements(By.CSS_SELECTOR, "#cohort-table tbody tr")]
+
+
+def test_the_clinician_table_sorts_and_opens_a_patient(url, browser):
+    _cohort(url, "clinic-a", {"gus": [50, 52, 60, 75, 90, 110], "hal": [110, 120, 130, 125, 118, 121],
+                              "ivy": [190, 220, 260, 240, 200, 170]})
+    browser.get(f"{url}/?token={_token('clinician', 'clinic-a')}")
+    WebDriverWait(browser, 10).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "#cohort-table tbody tr")) == 3)
+    assert _first_column(browser) == ["gus", "ivy", "hal"]  # most time below 54 first
+    assert "gus" in browser.find_element(By.ID, "attention").text
+    _shots(browser, "cohort")
+    browser.set_window_size(*DESKTOP)
+    tir = browser.find_element(By.CSS_SELECTOR, 'th button[data-key="in_range_70_180"]')
+    tir.click()
+    assert _first_column(browser) == ["hal", "gus", "ivy"]  # highest time in range first
+    tir.click()
+    assert _first_column(browser)[0] == "ivy"
+    browser.find_element(By.XPATH, "//td/button[text()='hal']").click()
+    _text(browser, "value", "121")
+    other = requests.get(f"{url}/api/v2/cohorts/other/summary", timeout=30,
+                         headers={"Authorization": f"Bearer {_token('clinician', 'clinic-a')}"})
+    assert other.status_code == 403
+
+
 def test_a_tampered_token_gets_the_sign_in_screen_with_a_message(url, browser):
     good = _token("caregiver", "ana")
     browser.get(f"{url}/?token={good[:-4]}beef")
@@ -156,7 +193,8 @@ def test_each_view_passes_axe_with_no_serious_violations(url, browser):
     views = {  # each with what shows once it has loaded
         "sign-in": (f"{url}/?token=not-a-token", "sign-in-message", "not accepted"),
         "patient": (f"{url}/?token={_token('patient', 'fay')}", "value", "152"),
-        "followed": (f"{url}/?token={_token('caregiver', 'fay,cara')}", "followed-grid", "152")}
+        "followed": (f"{url}/?token={_token('caregiver', 'fay,cara')}", "followed-grid", "152"),
+        "cohort": (f"{url}/?token={_token('clinician', 'clinic-b')}", "attention", "Nobody")}
     for name, (link, element_id, loaded) in views.items():
         browser.set_window_size(*DESKTOP)
         browser.get(link)

@@ -2,6 +2,7 @@
 // relative, so the page works under any route prefix; the API enforces what a token may read,
 // the page only shows what the API answers.
 import {$, api, session} from "./api.js";
+import {hideCohort, showCohort} from "./clinician.js";
 import {hideFollowed, repaintFollowed, showFollowed} from "./followed.js";
 import {hidePatient, rerender, showPatient, wirePatientView} from "./patient.js";
 import {setUnits, settings} from "./units.js";
@@ -21,6 +22,7 @@ function showSignIn(message) {
   session.token = null;
   hidePatient();
   hideFollowed();
+  hideCohort();
   $("sign-out").hidden = true;
   $("back").hidden = true;
   $("sign-in").hidden = false;
@@ -43,9 +45,11 @@ async function signIn(token) {
   const subject = rest.join(":");
   const asked = new URL(window.location.href).searchParams.get("patient");
   const patients = role === "caregiver" ? subject.split(",") : [subject];
-  if (role === "admin" || role === "clinician") {
+  if (role === "clinician" && !asked) {
+    showCohort(subject, (p) => openPatient(p, true), showSignIn);
+  } else if (role === "admin" || role === "clinician") {
     if (asked) openPatient(asked, false);
-    else showSignIn(`A ${role} token covers many patients: add ?patient=ID to the link.`);
+    else showSignIn("An admin token covers every patient: add ?patient=ID to the link.");
   } else if (patients.length > 1 && !asked) {
     showFollowed(patients, (p) => openPatient(p, true));
   } else {
@@ -55,6 +59,7 @@ async function signIn(token) {
 
 function openPatient(patient, fromGrid) {
   hideFollowed();
+  hideCohort();
   $("back").hidden = !fromGrid;
   showPatient(patient, showSignIn);
 }
