@@ -37,6 +37,11 @@ from serve_apps.validation import (
 )
 
 
+def now_ms() -> int:
+    """The wall clock in epoch milliseconds."""
+    return int(time.time() * 1000)
+
+
 class IngressBase:
     """The ingress's state and helpers (routes live in subclasses)."""
 
@@ -146,7 +151,7 @@ class IngressBase:
 
     def _normalise(self, collection: str, items: list[Any]) -> list[Document]:
         """Nightscout documents as stored (``normalise``); 422 naming the field otherwise."""
-        now = int(time.time() * 1000)
+        now = now_ms()
         docs = []
         for row, item in enumerate(items):
             try:
@@ -182,7 +187,7 @@ class IngressBase:
 
     async def _store(self, data: pa.Table | ReadingBatch, principal: Principal) -> WriteCounts:
         """Validate and authorise one request's readings, then write them (coalesced)."""
-        now = int(time.time() * 1000)
+        now = now_ms()
         try:
             table = check_readings(data, now, self.config.max_future_skew_s,
                                    self.config.min_ts_ms, self.config.max_batch)

@@ -14,7 +14,6 @@ from fastapi import Query, Request
 from fastapi.responses import StreamingResponse
 
 from cgm_ray.glucose.alerts import AlertSettings
-from serve_apps.auth import Forbidden
 from serve_apps.cohort_summary import worst_first
 from serve_apps.http_api import HTTPProblem, api, example, parse_model
 from serve_apps.ingress_base import IngressBase
@@ -53,10 +52,7 @@ class CgmRayV2(IngressBase):
     async def register_sensor(self, request: Request) -> dict:
         principal = self._principal(request)
         reg = parse_model(SensorRegistration, await self._body(request))
-        try:
-            principal.require_write(reg.patient_id)
-        except Forbidden as exc:
-            raise HTTPProblem(403, "Forbidden", str(exc)) from None
+        self._check_write(principal, reg.patient_id)
         attrs = reg.model_dump(exclude={"sensor_id", "patient_id"})
         result = await self._partition(reg.patient_id).register.remote(
             reg.sensor_id, reg.patient_id, attrs)

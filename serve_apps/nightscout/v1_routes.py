@@ -11,14 +11,13 @@ cgm-remote-monitor: entries ``count`` 10; treatments 100 (1000 with a ``find``) 
 
 
 import json
-import time
 
 from fastapi import Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from serve_apps.auth import Forbidden, Principal
+from serve_apps.auth import Principal
 from serve_apps.http_api import HTTPProblem, api, example, int_param
-from serve_apps.ingress_base import IngressBase
+from serve_apps.ingress_base import IngressBase, now_ms
 from serve_apps.nightscout.documents import TIME_FIELDS
 from serve_apps.nightscout.properties import properties
 from serve_apps.nightscout.query import Filter, time_bounds, v1_filters
@@ -36,9 +35,6 @@ DEFAULT_WINDOW_MS = 4 * 86_400_000  # Nightscout's deltaAgo: queries without a t
 MAX_COUNT = 100_000
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
 
 class NightscoutV1(IngressBase):
     """The v1 routes (``/api/v1/...``) and ``/api/v2/properties``."""
@@ -47,10 +43,7 @@ class NightscoutV1(IngressBase):
     def _ns_writer(self, request: Request) -> tuple[Principal, str]:
         principal = self._principal(request)
         patient_id = self._ns_patient(request, principal)
-        try:
-            principal.require_write(patient_id)
-        except Forbidden as exc:
-            raise HTTPProblem(403, "Forbidden", str(exc)) from None
+        self._check_write(principal, patient_id)
         return principal, patient_id
 
     async def _ns_reader(self, request: Request) -> str:
@@ -67,7 +60,7 @@ class NightscoutV1(IngressBase):
         except InvalidBody as exc:
             raise HTTPProblem(400, "Bad Request", str(exc)) from None
         if collection != "profile" and not any(f.field in TIME_FIELDS for f in filters):
-            filters.append(Filter("date", "gte", str(_now_ms() - DEFAULT_WINDOW_MS)))
+            filters.append(Filter("date", "gte", str(now_ms() - DEFAULT_WINDOW_MS)))
         return await self._partition(patient_id).find_documents.remote(
             patient_id, collection, filters, count)
 
@@ -289,7 +282,7 @@ class NightscoutV1(IngressBase):
     async def ns_properties(self, request: Request, names: str | None = None) -> dict:
         patient_id = await self._ns_reader(request)
         partition = self._partition(patient_id)
-        now = _now_ms()
+        now = now_ms()
         entries = await partition.entries.remote(patient_id, 3, now - 3 * 86_400_000, None)
         status_docs = await partition.find_documents.remote(patient_id, "devicestatus", [], 1)
         profiles = await partition.find_documents.remote(patient_id, "profile", [], 1)

@@ -17,7 +17,6 @@ created and listed in history like documents, but cannot be replaced, patched or
 """
 
 
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -28,7 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from cgm_ray import __version__
 from serve_apps.auth import AuthError, Principal
 from serve_apps.http_api import HTTPProblem, api, example
-from serve_apps.ingress_base import IngressBase
+from serve_apps.ingress_base import IngressBase, now_ms
 from serve_apps.nightscout import v3
 from serve_apps.nightscout.documents import Document, identifier_for
 from serve_apps.nightscout.query import matches, time_bounds
@@ -54,9 +53,6 @@ IDENTIFIER = Path(min_length=1, max_length=128, description="the document's iden
 T = TypeVar("T")
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _checked(call: Callable[..., T], *args: Any) -> T:
@@ -184,13 +180,13 @@ class NightscoutV3(IngressBase):
     @api.get("/api/v3/version", summary="Nightscout v3: versions and the server's clock (public)",
              responses=V3_ANSWERS["result"])
     async def v3_version(self) -> dict:
-        return v3.result(v3.version_info(__version__, _now_ms()))
+        return v3.result(v3.version_info(__version__, now_ms()))
 
     @api.get("/api/v3/status", responses={**V3_ANSWERS["result"], **errors(401, 429)},
              summary="Nightscout v3: versions, and what the credential may do by collection")
     async def v3_status(self, request: Request) -> dict:
         granted = permissions(self._principal(request))
-        return v3.result({**v3.version_info(__version__, _now_ms()),
+        return v3.result({**v3.version_info(__version__, now_ms()),
                           "apiPermissions": api_permissions(granted, v3.COLLECTIONS)})
 
     @api.get("/api/v3/lastModified", responses={**V3_ANSWERS["result"], **errors(401, 403, 429)},
@@ -202,7 +198,7 @@ class NightscoutV3(IngressBase):
         newest = await partition.entries.remote(patient_id, 1, None, None)
         if newest:  # a reading's srvModified is its date
             changed["entries"] = max(changed.get("entries", 0), newest[0]["date"])
-        return v3.result({"srvDate": _now_ms(),
+        return v3.result({"srvDate": now_ms(),
                           "collections": {c: changed[c] for c in v3.COLLECTIONS if c in changed}})
 
     # -- collections -----------------------------------------------------------------------
