@@ -10,6 +10,8 @@
 - JWTs (Nightscout's API v3 credential) are issued for any of the above
   (``Authenticator.issue_jwt``) and stand for the same principal until they expire
   (``serve_apps.jwt_tokens``); they are accepted wherever a token is.
+- Report keys are JWTs of a key of their own that live 10 minutes and open reports only
+  (``issue_report_key``, ``report_principal``): what a report link in a new tab carries.
 All comparisons are constant-time.
 """
 
@@ -20,7 +22,14 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from serve_apps.jwt_tokens import Claims, InvalidJWT, JWTCodec, looks_like_jwt
+from serve_apps.jwt_tokens import (
+    REPORT_KEY_LABEL,
+    REPORT_KEY_LIFETIME_S,
+    Claims,
+    InvalidJWT,
+    JWTCodec,
+    looks_like_jwt,
+)
 
 ROLES = ("admin", "uploader", "patient", "caregiver", "clinician")
 MIN_SECRET_LEN = 12
@@ -117,6 +126,8 @@ class Authenticator:
         self._secret = secret
         self._secret_sha1 = hashlib.sha1(secret.encode()).hexdigest() if secret else None
         self._jwt = JWTCodec(secret) if secret else None
+        self._report_keys = (JWTCodec(secret, REPORT_KEY_LIFETIME_S, REPORT_KEY_LABEL)
+                             if secret else None)
 
     def make_token(self, role: str, subject: str) -> str:
         """A token for ``role`` over ``subject`` (patient id, cohort, or "*")."""
@@ -168,3 +179,21 @@ class Authenticator:
         assert self._jwt is not None
         token, claims = self._jwt.sign(principal.name)
         return Grant(token, principal, claims)
+
+    def issue_report_key(self, principal: Principal) -> tuple[str, Claims]:
+        """A key for ``principal``'s report links: it opens reports only, for 10 minutes."""
+        if self._report_keys is None:
+            raise AuthError("this server has no API secret configured")
+        return self._report_keys.sign(principal.name)
+
+    def report_principal(self, key: str) -> Principal:
+        """Whom a report key stands for; AuthError if it is not a valid, unexpired key."""
+        if self._report_keys is None:
+            raise AuthError("this server has no API secret configured")
+        try:
+            return Principal.from_name(self._report_keys.verify(key).sub)
+        except InvalidJWT:
+            raise AuthError("report key not valid or expired (keys last 10 minutes): open the "
+                            "report again from the web app") from None
+        except ValueError as exc:
+            raise AuthError(str(exc)) from None

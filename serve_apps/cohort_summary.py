@@ -1,10 +1,9 @@
-"""A cohort's patients summarised from the partitions' recent readings, for the clinician view.
+"""A cohort's patients summarised over a period, for the clinician view.
 
-Pure (numpy): each partition hands over the glucose its ring buffers hold for the cohort's
-patients (the last ``hot_readings`` per sensor, a day at 5-minute readings), and this computes
-the consensus panel per patient and the targets each misses. A day is far short of the
-consensus's 14 days: the answer says how many hours each row covers, and the lake's cohort job
-is the reliable view.
+Pure (numpy): each patient's readings of the period (the lake's, then the partitions' newer
+hot ones: ``serve_apps.glucose_period``) give the consensus panel and the targets missed.
+Each row says how many hours its readings span and where they came from, since the consensus
+asks for 14 days and the rings alone hold about one.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import numpy as np
 
 from cgm_ray.glucose.metrics import basic_metrics
 from cgm_ray.glucose.targets import CONSENSUS_TARGETS
+from serve_apps.glucose_period import PeriodReadings
 
 
 @dataclass(frozen=True)
@@ -33,26 +33,30 @@ class PatientSummary:
     cv: float
     gmi: float
     targets_missed: list[str]
+    source: str  # "lake", "hot" or "lake+hot"
 
     def as_json(self) -> dict:
         return asdict(self)
 
 
-def summarise(glucose_mgdl: dict[str, np.ndarray], span_ms: dict[str, int]) -> list[PatientSummary]:
+def summarise(readings: dict[str, PeriodReadings]) -> list[PatientSummary]:
     """The panel of each patient with readings."""
-    patients = [p for p, g in glucose_mgdl.items() if len(g)]
+    patients = [p for p, r in readings.items() if len(r.series.ts_ms)]
     if not patients:
         return []
-    subject = np.concatenate([np.full(len(glucose_mgdl[p]), k) for k, p in enumerate(patients)])
-    values = np.concatenate([glucose_mgdl[p] for p in patients]).astype(float)
+    subject = np.concatenate([np.full(len(readings[p].series.ts_ms), k)
+                              for k, p in enumerate(patients)])
+    values = np.concatenate([readings[p].series.glucose_mgdl for p in patients]).astype(float)
     m = basic_metrics(subject, values, len(patients))
     rows = []
     for k, p in enumerate(patients):
+        ts = readings[p].series.ts_ms
         missed = [t.name for t in CONSENSUS_TARGETS if not t.met(m[t.column][k:k + 1])[0]]
         panel = {c: round(float(m[c][k]), 1) for c in ("in_range_70_180", "below_70", "below_54",
                                                         "above_180", "above_250", "cv", "gmi")}
-        rows.append(PatientSummary(p, int(len(glucose_mgdl[p])), round(span_ms[p] / 3.6e6, 1),
-                                   round(float(m["mean"][k]), 1), targets_missed=missed, **panel))
+        rows.append(PatientSummary(p, len(ts), round(float(ts.max() - ts.min()) / 3.6e6, 1),
+                                   round(float(m["mean"][k]), 1), targets_missed=missed,
+                                   source=readings[p].source, **panel))
     return rows
 
 

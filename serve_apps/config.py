@@ -20,6 +20,9 @@ class IngestConfig(Strict):
     documents_landing_dir: str = Field(
         "out/lake/landing/documents", description="closed log segments of Nightscout documents "
         "(treatments, devicestatus, profiles), loaded by the lake ETL")
+    lake_dir: str | None = Field("out/lake", description=(
+        "the Parquet lake the web app's history, reports and cohort panel read, before the "
+        "hot readings the lake has not loaded yet (None: hot readings only)"))
     partitions: int = Field(1, ge=1, le=256, description=(
         "stateful partitions (by patient); each coalesced write costs one call per partition "
         "it touches, so one is fastest on 2 cores: add partitions with cores and sensors"))

@@ -5,13 +5,15 @@ owns the patient (``cgm_ray.sharding.shard_of``), and an ingest request is answe
 after every partition it touched has made its readings durable (``serve_apps.batching``).
 Handlers read the body themselves (no per-request model binding on the readings path);
 ``serve_apps.openapi_docs`` documents the bodies and error answers in the OpenAPI schema.
-The routes live in mixins (``serve_apps.v2_routes``, ``serve_apps.nightscout``), registered
+The routes live in mixins (``serve_apps.v2_routes``, ``serve_apps.history_routes``,
+``serve_apps.nightscout``, ``serve_apps.web_routes``), registered
 on ``serve_apps.http_api.api`` in the order imported here: v2 first, as the hot path.
 """
 
 from ray import cloudpickle, serve
 
-from serve_apps import v2_routes, web_routes
+from serve_apps import history_routes, v2_routes, web_routes
+from serve_apps.history_routes import History
 from serve_apps.http_api import api
 from serve_apps.nightscout import v1_routes, v3_routes
 from serve_apps.nightscout.v1_routes import NightscoutV1
@@ -22,7 +24,7 @@ from serve_apps.web_routes import WebApp
 # Serve ships the app to its replicas pickled. The class-based view (``self`` injected into
 # each route) lives on the route functions; those of mixins importable by name would be
 # pickled by reference and arrive without it, so their modules go by value.
-for _routes in (v2_routes, v1_routes, v3_routes, web_routes):
+for _routes in (v2_routes, history_routes, v1_routes, v3_routes, web_routes):
     cloudpickle.register_pickle_by_value(_routes)
 
 
@@ -31,5 +33,5 @@ for _routes in (v2_routes, v1_routes, v3_routes, web_routes):
 @serve.deployment(max_ongoing_requests=256, ray_actor_options={"num_cpus": 0},
                   logging_config={"enable_access_log": False})
 @serve.ingress(api)
-class Ingress(CgmRayV2, NightscoutV1, NightscoutV3, WebApp):
+class Ingress(CgmRayV2, History, NightscoutV1, NightscoutV3, WebApp):
     """Routes requests to partitions by patient."""

@@ -7,6 +7,11 @@ derived from the API secret (HMAC-SHA256 with a label of its own, so it never eq
 key of the role tokens), which every ingress replica holds, so a JWT issued by one replica
 is accepted by all and stays valid across restarts, and changing the secret revokes every
 JWT with it. The lifetime is Nightscout's: 8 hours.
+
+A second codec, with a key of its own (``REPORT_KEY_LABEL``) and a 10-minute lifetime, signs
+the keys of report links (``Authenticator.issue_report_key``): a browser opens a report in a
+new tab, which sends no ``Authorization`` header, so the link carries a key that is good for
+reports only and only for minutes, never the long-lived credential.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ from dataclasses import dataclass
 
 import jwt
 
-__all__ = ["LIFETIME_S", "Claims", "InvalidJWT", "JWTCodec", "looks_like_jwt"]
+__all__ = ["LIFETIME_S", "REPORT_KEY_LABEL", "REPORT_KEY_LIFETIME_S", "Claims", "InvalidJWT",
+           "JWTCodec", "looks_like_jwt"]
 
 LIFETIME_S = 8 * 3600
 _ALGORITHM = "HS256"
 _KEY_LABEL = b"cgm-ray JWT signing key v1"
+REPORT_KEY_LABEL, REPORT_KEY_LIFETIME_S = b"cgm-ray report link key v1", 600
 
 
 class InvalidJWT(Exception):
@@ -46,8 +53,8 @@ def looks_like_jwt(token: str) -> bool:
 class JWTCodec:
     """Signs and verifies this server's JWTs with a key derived from the API secret."""
 
-    def __init__(self, secret: str, lifetime_s: int = LIFETIME_S) -> None:
-        self._key = hmac.new(secret.encode(), _KEY_LABEL, hashlib.sha256).digest()
+    def __init__(self, secret: str, lifetime_s: int = LIFETIME_S, label: bytes = _KEY_LABEL) -> None:
+        self._key = hmac.new(secret.encode(), label, hashlib.sha256).digest()
         self.lifetime_s = lifetime_s
 
     def sign(self, sub: str, now_s: int | None = None) -> tuple[str, Claims]:

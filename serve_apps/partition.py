@@ -15,8 +15,8 @@ import time
 import pyarrow as pa
 from ray import serve
 
-from serve_apps.cohort_summary import PatientSummary, summarise
 from serve_apps.config import IngestConfig
+from serve_apps.glucose_period import GlucoseSeries
 from serve_apps.nightscout.documents import Document
 from serve_apps.nightscout.query import Filter
 from serve_apps.partition_core import PartitionCore, now_ms
@@ -42,8 +42,12 @@ class Partition:
                 until_ms: int | None) -> list[dict]:
         return self.core.state.entries(patient_id, count, since_ms, until_ms)
 
-    def cohort_summary(self, cohort: str) -> list[PatientSummary]:
-        return summarise(*self.core.state.cohort_glucose(cohort))
+    def hot_series(self, patient_id: str) -> GlucoseSeries:
+        return self.core.state.hot_series(patient_id)
+
+    def cohort_series(self, cohort: str) -> dict[str, GlucoseSeries]:
+        state = self.core.state
+        return {p: state.hot_series(p) for p in state.cohort_patients(cohort)}
 
     def cohort(self, patient_id: str) -> str | None:
         return self.core.state.patients_cohort.get(patient_id)

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from cgm_ray.glucose.alerts import AlertEngine, AlertEvent, AlertSettings, AlertType
 from cgm_ray.glucose.trend import TREND_NAMES, direction, slope_mgdl_per_min
+from serve_apps.glucose_period import GlucoseSeries
 
 ALERT_HISTORY = 500  # events kept per patient
 SUBSCRIBER_QUEUE = 1000
@@ -258,18 +259,19 @@ class PartitionState:
         rows.sort(key=lambda r: r[0], reverse=True)
         return [_entry(*r) for r in rows[:count]]
 
-    def cohort_glucose(self, cohort: str) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-        """The glucose the rings hold for each patient of ``cohort``, and the time it spans."""
-        glucose, span = {}, {}
-        for patient_id, c in self.patients_cohort.items():
-            if c != cohort or patient_id not in self.patients:
-                continue
-            slots = [self.sensors[s].slot for s in self.patients[patient_id].sensors]
-            ts = self.ring_ts[slots].ravel()
-            valid = ts >= 0
-            glucose[patient_id] = self.ring_g[slots].ravel()[valid]
-            span[patient_id] = int(ts[valid].max() - ts[valid].min()) if valid.any() else 0
-        return glucose, span
+    def cohort_patients(self, cohort: str) -> list[str]:
+        """The patients of ``cohort`` this partition holds."""
+        return [p for p, c in self.patients_cohort.items() if c == cohort and p in self.patients]
+
+    def hot_series(self, patient_id: str) -> GlucoseSeries:
+        """The readings the rings hold for a patient, all its sensors together, unsorted."""
+        patient = self.patients.get(patient_id)
+        if patient is None:
+            return GlucoseSeries.empty()
+        slots = [self.sensors[s].slot for s in patient.sensors]
+        ts = self.ring_ts[slots].ravel()
+        valid = ts >= 0
+        return GlucoseSeries(ts[valid], self.ring_g[slots].ravel()[valid].astype(np.float64))
 
     def sensor_status(self, patient_id: str, now_ms: int) -> list[dict]:
         """Each sensor of a patient: session, last seen, signal-loss diagnostics."""

@@ -14,7 +14,6 @@ from fastapi import Query, Request
 from fastapi.responses import StreamingResponse
 
 from cgm_ray.glucose.alerts import AlertSettings
-from serve_apps.cohort_summary import worst_first
 from serve_apps.http_api import HTTPProblem, api, example, parse_model
 from serve_apps.ingress_base import IngressBase
 from serve_apps.openapi_docs import READINGS_BODY, SETTINGS_DISABLED, errors, json_body
@@ -77,17 +76,6 @@ class CgmRayV2(IngressBase):
         await self._read_access(request, patient_id)
         since = int(time.time() * 1000) - minutes * 60_000
         return await self._partition(patient_id).entries.remote(patient_id, 100_000, since, None)
-
-    @api.get("/api/v2/cohorts/{cohort}/summary", responses=errors(401, 403, 429),
-             summary="A cohort's patients: consensus panel over their recent readings (clinician)")
-    async def cohort_summary(self, cohort: str, request: Request) -> list[dict]:
-        principal = self._principal(request)
-        if principal.role != "admin" and not (principal.role == "clinician"
-                                               and principal.subject == cohort):
-            raise HTTPProblem(403, "Forbidden", f"only a clinician of cohort {cohort!r} or an "
-                              "admin may read it")
-        parts = await asyncio.gather(*(p.cohort_summary.remote(cohort) for p in self.partitions))
-        return [r.as_json() for r in worst_first([r for part in parts for r in part])]
 
     @api.get("/api/v2/patients/{patient_id}/sensors",
              responses=errors(401, 403, 429), summary="Sensor sessions and signal")

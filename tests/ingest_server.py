@@ -45,6 +45,7 @@ def ingest_server(tmp: Path, **config):
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(build({"data_dir": str(tmp / "ingest"), "landing_dir": str(tmp / "landing"),
                          "documents_landing_dir": str(tmp / "documents"),
+                         "lake_dir": str(tmp / "lake"),
                          "timer_period_s": 1.0, **config}), name="ingest", route_prefix="/")
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -8,10 +8,12 @@ or its driver is not installed (``make browser-deps`` installs them).
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 
@@ -19,9 +21,10 @@ from serve_apps.auth import Authenticator
 from tests.ingest_server import ADMIN, SECRET, ingest_server
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
@@ -65,8 +68,12 @@ def _post(url: str, patient: str, readings: list[tuple[int, float]]) -> None:
 
 
 def _text(driver, element_id: str, expected: str, timeout_s: float = 10) -> None:
-    WebDriverWait(driver, timeout_s).until(ec.text_to_be_present_in_element((By.ID, element_id),
-                                                                            expected))
+    try:
+        WebDriverWait(driver, timeout_s).until(
+            ec.text_to_be_present_in_element((By.ID, element_id), expected))
+    except TimeoutException:
+        shown = driver.find_element(By.ID, element_id).text
+        raise AssertionError(f"#{element_id} shows {shown!r}, not {expected!r}") from None
 
 
 def _shots(driver, name: str) -> None:
@@ -134,12 +141,30 @@ def _cohort(url: str, cohort: str, patients: dict[str, list[float]]) -> None:
         _post(url, patient, [(now - (len(values) - 1 - k) * 5 * MIN_MS, g) for k, g in enumerate(values)])
 
 
+def _open_report(browser, link_css: str, patient: str) -> None:
+    """Click a report link; the report opens in a new tab (then closed)."""
+    link = browser.find_element(By.CSS_SELECTOR, link_css)
+    WebDriverWait(browser, 10).until(lambda d: "key=" in (link.get_attribute("href") or ""))
+    page = browser.current_window_handle
+    link.click()
+    WebDriverWait(browser, 10).until(lambda d: len(d.window_handles) == 2)
+    browser.switch_to.window(next(h for h in browser.window_handles if h != page))
+    try:
+        WebDriverWait(browser, 60).until(lambda d: patient in d.title)
+        assert browser.title.startswith("Ambulatory glucose profile")
+        assert "Time in ranges" in browser.page_source
+        _shots(browser, "report")
+    finally:
+        browser.close()
+        browser.switch_to.window(page)
+
+
 def _first_column(browser) -> list[str]:
     return [r.find_element(By.CSS_SELECTOR, "td button").text
             for r in browser.find_elements(By.CSS_SELECTOR, "#cohort-table tbody tr")]
 
 
-def test_the_clinician_table_sorts_and_opens_a_patient(url, browser):
+def test_the_clinician_table_sorts_and_opens_a_patient_and_a_report(url, browser):
     _cohort(url, "clinic-a", {"gus": [50, 52, 60, 75, 90, 110], "hal": [110, 120, 130, 125, 118, 121],
                               "ivy": [190, 220, 260, 240, 200, 170]})
     browser.get(f"{url}/?token={_token('clinician', 'clinic-a')}")
@@ -154,11 +179,39 @@ def test_the_clinician_table_sorts_and_opens_a_patient(url, browser):
     assert _first_column(browser) == ["hal", "gus", "ivy"]  # highest time in range first
     tir.click()
     assert _first_column(browser)[0] == "ivy"
+    _open_report(browser, 'a.report[data-patient="gus"]', "gus")
     browser.find_element(By.XPATH, "//td/button[text()='hal']").click()
     _text(browser, "value", "121")
     other = requests.get(f"{url}/api/v2/cohorts/other/summary", timeout=30,
                          headers={"Authorization": f"Bearer {_token('clinician', 'clinic-a')}"})
     assert other.status_code == 403
+
+
+def test_the_history_view_shows_the_period_agp_days_and_the_report(url, browser):
+    now = int(time.time() * 1000)
+    readings = [(now - k * 5 * MIN_MS, 120 + 60 * math.sin(k / 24)) for k in range(250, -1, -1)]
+    _post(url, "kim", readings)
+    browser.set_window_size(*DESKTOP)
+    browser.get(f"{url}/?token={_token('patient', 'kim')}")
+    _text(browser, "history-status", "251 readings")
+    assert browser.find_elements(By.CSS_SELECTOR, "#agp-chart canvas")
+    days = browser.find_elements(By.CSS_SELECTOR, "#daily figure canvas")
+    assert 1 <= len(days) <= 2  # 21 hours of readings: today and perhaps yesterday
+    panel = browser.find_element(By.ID, "history-panel").text
+    stored = np.float32([g for _, g in readings])  # the ingest keeps float32 mg/dL
+    tir = 100 * np.mean((stored >= 70) & (stored <= 180))
+    assert f"{tir:.1f} %" in panel and "mg/dL" in panel
+    assert "Time <70 mg/dL (target < 4 %)" in browser.find_element(By.ID, "history-missed").text
+    browser.find_element(By.CSS_SELECTOR, '.period button[data-days="7"]').click()
+    WebDriverWait(browser, 10).until(lambda d: "days=7&" in d.find_element(By.ID, "report-pdf")
+                                     .get_attribute("href"))
+    units = Select(browser.find_element(By.ID, "units"))
+    units.select_by_value("mmol")
+    _text(browser, "history-panel", "mmol/L")
+    units.select_by_value("mg/dl")  # the choice outlives the page: back to the default
+    browser.execute_script("document.getElementById('history').scrollIntoView()")
+    _shots(browser, "history")
+    _open_report(browser, "#report-html", "kim")
 
 
 def test_a_tampered_token_gets_the_sign_in_screen_with_a_message(url, browser):
@@ -192,7 +245,7 @@ def test_each_view_passes_axe_with_no_serious_violations(url, browser):
     _post(url, "fay", [(now - 5 * MIN_MS, 150), (now, 152)])
     views = {  # each with what shows once it has loaded
         "sign-in": (f"{url}/?token=not-a-token", "sign-in-message", "not accepted"),
-        "patient": (f"{url}/?token={_token('patient', 'fay')}", "value", "152"),
+        "patient": (f"{url}/?token={_token('patient', 'fay')}", "history-status", "2 readings"),
         "followed": (f"{url}/?token={_token('caregiver', 'fay,cara')}", "followed-grid", "152"),
         "cohort": (f"{url}/?token={_token('clinician', 'clinic-b')}", "attention", "Nobody")}
     for name, (link, element_id, loaded) in views.items():

@@ -126,6 +126,7 @@ def start_ingest_api(config: DemoConfig, out: Path, address: str | None) -> tupl
         "partitions": config.ingest.partitions, "data_dir": str(out / "ingest"),
         "landing_dir": str(out / "lake" / "landing" / "ingest"),
         "documents_landing_dir": str(out / "lake" / "landing" / "documents"),
+        "lake_dir": str(out / "lake"),
         "signal_loss_clock": "readings"})  # the fleet's clock runs ahead of the wall's
     return api, dashboard
 

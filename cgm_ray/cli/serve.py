@@ -31,7 +31,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = start_ingest(args.host, args.port, {
         "partitions": args.partitions, "data_dir": args.data_dir,
         "landing_dir": args.landing_dir, "documents_landing_dir": args.documents_landing_dir,
-        "units": args.units}, args.proxy, args.address)
+        "units": args.units, "lake_dir": args.lake}, args.proxy, args.address)
     print(f"cgm-ray ingest listening on {url} (OpenAPI docs: {url}/docs); Ctrl-C stops it",
           flush=True)
     done = threading.Event()
@@ -74,6 +74,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--documents-landing-dir", default="out/lake/landing/documents",
                        help="where closed logs of Nightscout treatments, device statuses and "
                        "profiles land for the lake")
+    serve.add_argument("--lake", default="out/lake",
+                       help="the lake whose readings the web app's history, reports and cohort "
+                       "panel show before the hot ones")
     serve.add_argument("--units", choices=["mg/dl", "mmol"], default="mg/dl",
                        help="display units of the Nightscout routes")
     serve.add_argument("--proxy", choices=sorted(PROXY_ENV), default="haproxy")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -246,6 +246,24 @@ class Lake:
             raise ConfigError("patient", f"no readings of patient {patient_id!r} in "
                                          f"{self.uri}{window}")
         return table.sort_by("ts")
+
+    def readings_of(self, patient_ids: list[str], start_ms: int, end_ms: int) -> pa.Table:
+        """``patient_id, ts, glucose_mgdl`` of the readings of ``patient_ids`` with
+        ``start_ms <= ts < end_ms``, reading only their buckets' files of those dates
+        (unsorted; empty when there are none)."""
+        columns = ["patient_id", "ts", "glucose_mgdl"]
+        days = [datetime.fromtimestamp(ms / 1000, UTC).date() for ms in (start_ms, end_ms - 1)]
+        buckets = {shard_of(p, self.buckets) for p in patient_ids}
+        files = self.readings_files(days[0], days[1], buckets)
+        if not files:
+            return pa.schema([LAKE_SCHEMA.field(c) for c in columns]).empty_table()
+        ts = pc.field("ts")
+        return pq.read_table(
+            [self.path(f.path) for f in files], columns=columns, filesystem=self.fs,
+            partitioning=None, schema=LAKE_SCHEMA,
+            filters=(pc.field("patient_id").isin(patient_ids)
+                     & (ts >= pa.scalar(start_ms, LAKE_SCHEMA.field("ts").type))
+                     & (ts < pa.scalar(end_ms, LAKE_SCHEMA.field("ts").type))))
 
     def patient_attributes(self, patient_id: str) -> dict[str, object]:
         """One patient's attribute row without its id ({} when the lake has none for it)."""

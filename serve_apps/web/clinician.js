@@ -1,13 +1,16 @@
-// The clinician's cohort: each patient's consensus panel over the recent readings, sortable;
-// the spread of time in range; and who needs attention (most time below 54 mg/dL first).
+// The clinician's cohort: each patient's consensus panel over the last 14 days, sortable, with
+// a link to each one's report; the spread of time in range; and who needs attention (most time
+// below 54 mg/dL first).
 import {$, api} from "./api.js";
+import {forget, reportUrl, withReportKey} from "./reports.js";
 
 const COLUMNS = [
   ["patient_id", "Patient"], ["hours", "Hours"], ["in_range_70_180", "TIR %"],
   ["below_70", "TBR<70 %"], ["below_54", "TBR<54 %"], ["above_180", "TAR>180 %"],
   ["above_250", "TAR>250 %"], ["cv", "CV %"], ["gmi", "GMI %"],
 ];
-const table = {rows: [], key: "below_54", descending: true};
+const REPORT_DAYS = 14;
+const table = {rows: [], key: "below_54", descending: true, reportKey: null, paint: null};
 
 function header(onOpen) {
   const row = document.createElement("tr");
@@ -26,6 +29,10 @@ function header(onOpen) {
     th.append(button);
     row.append(th);
   }
+  const report = document.createElement("th");
+  report.scope = "col";
+  report.textContent = "Report";
+  row.append(report);
   $("cohort-table").querySelector("thead").replaceChildren(row);
 }
 
@@ -33,7 +40,7 @@ function renderRows(onOpen) {
   const sign = table.descending ? -1 : 1;
   const rows = table.rows.slice().sort((a, b) =>
     (a[table.key] < b[table.key] ? -1 : a[table.key] > b[table.key] ? 1 : 0) * sign);
-  $("cohort-table").querySelectorAll("th").forEach((th) => {
+  $("cohort-table").querySelectorAll("th:has(button)").forEach((th) => {
     const key = th.querySelector("button").dataset.key;
     th.setAttribute("aria-sort", key !== table.key ? "none" : table.descending ? "descending" : "ascending");
   });
@@ -54,6 +61,17 @@ function renderRows(onOpen) {
       }
       tr.append(td);
     }
+    const report = document.createElement("td");
+    const link = document.createElement("a");
+    link.className = "report";
+    link.target = "_blank";
+    link.rel = "noopener";
+    link.dataset.patient = r.patient_id;
+    link.textContent = "report";
+    link.setAttribute("aria-label", `report of ${r.patient_id}`);
+    if (table.reportKey) link.href = reportUrl(r.patient_id, "html", REPORT_DAYS, table.reportKey);
+    report.append(link);
+    tr.append(report);
     if (r.targets_missed.includes("tbr54") || r.targets_missed.includes("tir")) tr.className = "attention";
     return tr;
   }));
@@ -103,8 +121,17 @@ export async function showCohort(cohort, onOpen, onDenied) {
   renderRows(onOpen);
   renderSpread();
   renderAttention(onOpen);
+  table.paint = (key) => {
+    table.reportKey = key;
+    $("cohort-table").querySelectorAll("a.report").forEach((a) => {
+      a.href = reportUrl(a.dataset.patient, "html", REPORT_DAYS, key);
+    });
+  };
+  withReportKey(table.paint).catch((err) => onDenied(err.message));
 }
 
 export function hideCohort() {
+  if (table.paint) forget(table.paint);
+  table.paint = null;
   $("cohort").hidden = true;
 }

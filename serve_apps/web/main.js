@@ -4,6 +4,7 @@
 import {$, api, session} from "./api.js";
 import {hideCohort, showCohort} from "./clinician.js";
 import {hideFollowed, repaintFollowed, showFollowed} from "./followed.js";
+import {wireHistoryView} from "./history.js";
 import {hidePatient, rerender, showPatient, wirePatientView} from "./patient.js";
 import {setUnits, settings} from "./units.js";
 
@@ -81,6 +82,7 @@ function start() {
     signIn(session.token);
   });
   wirePatientView();
+  wireHistoryView();
   const token = tokenFromLink() || sessionStorage.getItem("token");
   if (token) signIn(token); else showSignIn("");
 }

@@ -1,9 +1,10 @@
 // The patient view: the current value, its trend and age, a live chart and the alerts.
 import {$, api, patientEvents, patientPath} from "./api.js";
-import {ARROWS, display, minutesAgo, scale, unitLabel} from "./units.js";
+import {TARGET_MGDL, targetBand} from "./charts.js";
+import {hideHistory, rerenderHistory, showHistory} from "./history.js";
+import {ARROWS, display, minutesAgo, scale, settings, unitLabel} from "./units.js";
 
 const STALE_MIN = 15;
-const TARGET_MGDL = [70, 180];
 const AR2 = [-0.723, 1.716]; // Nightscout's AR2 coefficients on ln(bg / 140), 5-min steps
 
 const view = {patient: null, hours: 3, entries: [], treatments: [], alerts: new Map(),
@@ -32,6 +33,7 @@ export async function showPatient(patient, onDenied) {
   }
   render();
   listen();
+  showHistory(patient);
 }
 
 function listen() {
@@ -94,7 +96,7 @@ function renderNow() {
   $("arrow-text").textContent = `trend ${last.direction || "unknown"}`;
   if (previous && last.date - previous.date <= 10 * 60000) {
     const delta = scale(last.sgv) - scale(previous.sgv);
-    const text = view.units === "mmol" ? delta.toFixed(1) : String(Math.round(delta));
+    const text = settings.units === "mmol" ? delta.toFixed(1) : String(Math.round(delta));
     $("delta").textContent = `${delta >= 0 ? "+" : ""}${text} ${unitLabel()}`;
   } else {
     $("delta").textContent = "";
@@ -156,12 +158,7 @@ function renderChart() {
       {label: "bolus", stroke: "#0b5cad", width: 0, points: {show: true, size: 9}},
       {label: "carbs", stroke: "#8a5a00", width: 0, points: {show: true, size: 9}}],
     legend: {show: false},
-    hooks: {drawClear: [(u) => {
-      const top = u.valToPos(scale(TARGET_MGDL[1]), "y", true);
-      const bottom = u.valToPos(scale(TARGET_MGDL[0]), "y", true);
-      u.ctx.fillStyle = "rgba(27, 110, 32, 0.12)";
-      u.ctx.fillRect(u.bbox.left, top, u.bbox.width, bottom - top);
-    }]},
+    hooks: {drawClear: [targetBand]},
   }, data, el);
 }
 
@@ -169,11 +166,13 @@ export function hidePatient() {
   if (view.events) view.events.close();
   view.events = null;
   view.patient = null;
+  hideHistory();
   $("patient").hidden = true;
 }
 
 export function rerender() {
   if (view.patient) render();
+  rerenderHistory();
 }
 
 export function wirePatientView() {
