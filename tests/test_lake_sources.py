@@ -22,7 +22,7 @@ import pytest
 
 from cgm_ray.errors import ConfigError
 from cgm_ray.lake.exports import write_sensor_exports
-from cgm_ray.lake.sources import SOURCE_SUFFIXES, SourceError, SourceRows, read_source
+from cgm_ray.lake.sources import TABLE_SUFFIXES, SourceError, SourceRows, read_source
 from cgm_ray.schema import LAKE_SCHEMA, LANDING_SCHEMA, READING_SCHEMA
 from serve_apps.wal import WriteAheadLog
 
@@ -152,8 +152,8 @@ def read(path: Path, source: str = "import") -> SourceRows:
     return read_source(str(path), FS, source)
 
 
-def test_every_suffix_has_a_round_trip_writer():
-    assert {"." + name.split(".", 1)[1].lower() for name in WRITERS} == set(SOURCE_SUFFIXES)
+def test_every_table_suffix_has_a_round_trip_writer():
+    assert {"." + name.split(".", 1)[1].lower() for name in WRITERS} == set(TABLE_SUFFIXES)
 
 
 @pytest.mark.parametrize("convention", sorted(CONVENTIONS))
@@ -335,7 +335,7 @@ def test_source_error_survives_pickling():
 def test_empty_files_with_valid_structure_give_no_rows(tmp_path, file_name):
     WRITERS[file_name](NATIVE.slice(0, 0), tmp_path / file_name)
     got = read(tmp_path / file_name)
-    assert got == SourceRows(LAKE_SCHEMA.empty_table(), 0, {})
+    assert got == SourceRows(LAKE_SCHEMA.empty_table(), 0, {}, "cgm-ray", "mg/dL")
 
 
 @pytest.mark.parametrize("text", ["[]", '{"entries": []}', ""])

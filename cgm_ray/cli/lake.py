@@ -25,9 +25,11 @@ DEFAULT_LAKE = "out/lake"
 def cmd_etl(args: argparse.Namespace) -> int:
     """Load the landing area (and any --import files) into the Parquet lake."""
     from cgm_ray.lake.etl import discover_inputs, run_etl
+    from cgm_ray.lake.sources import ImportOptions
 
+    options = ImportOptions(args.tz, args.patient)  # checked before anything is created
     lake = Lake(args.lake, args.buckets, create=True)
-    inputs = discover_inputs(lake, args.imports, args.patients)
+    inputs = discover_inputs(lake, args.imports, args.patients, options)
     init_ray(args.address)
     report = run_etl(lake, inputs, compact=args.compact,
                      progress=(lambda _: None) if args.json else _stderr)
@@ -48,6 +50,12 @@ def cmd_etl(args: argparse.Namespace) -> int:
                f"{documents.superseded:,} superseded", f"{documents.rejected:,} rejected"]
         print("  documents: " + ", ".join(f"{n:,} {t}" for t, n in documents.in_lake.items())
               + "; this run: " + ", ".join(run))
+    for path, found in sorted(report.imports.items()):
+        print(f"  imported {path}: {found.format}, glucose in {found.units_found}, patient(s) "
+              f"{', '.join(found.patients) or '-'}, {found.readings:,} readings, "
+              f"{found.treatments:,} treatments")
+        for reason, count in sorted(found.notes.items()):
+            print(f"    note: {count:,} {reason}")
     for reason, count in sorted(report.rejections.items()):
         print(f"  rejected rows: {count:,} {reason}")
     for reason, count in sorted(documents.rejections.items()):
@@ -119,6 +127,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_import_options(p: argparse.ArgumentParser) -> None:
+    """``--tz`` and ``--patient``: how ``--import`` files are read."""
+    p.add_argument("--tz", metavar="ZONE",
+                   help="IANA time zone of device-local times in the imports (Clarity, LibreView, "
+                        "OhioT1DM), e.g. Europe/Berlin; an offset in the file wins")
+    p.add_argument("--patient", metavar="ID",
+                   help="patient id of the imported readings and treatments (replaces ids in "
+                        "the files)")
+
+
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -148,7 +166,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                          description=cmd_etl.__doc__)
     _add_common(etl, window=False, json_help="print the run report as JSON")
     etl.add_argument("--import", dest="imports", action="append", default=[], metavar="PATH",
-                     help="file or directory of CSV/JSON/NDJSON/Avro/Parquet/Arrow readings")
+                     help="file or directory of CSV/JSON/NDJSON/Avro/Parquet/Arrow readings, or "
+                          "of exports of Dexcom Clarity, LibreView, Tidepool, OhioT1DM, Nightscout")
+    add_import_options(etl)
     etl.add_argument("--patients", action="append", default=[], metavar="PATH",
                      help="patient attribute table (Parquet/CSV/JSON lines with patient_id)")
     etl.add_argument("--compact", action="store_true",

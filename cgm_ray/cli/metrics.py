@@ -1,9 +1,13 @@
 """``cgm-ray metrics INPUT --out OUT``: iglu's metrics for a CGM export, one row per subject.
 
 INPUT is any format the lake reads (CSV, Parquet, JSON, Arrow, Avro) in iglu's layout
-(columns ``id``, ``time``, ``gl`` in mg/dL; other columns are ignored); OUT is written as
-CSV, Parquet or JSON (a list of row objects) by its extension. Naive times are wall-clock
-times; tz-aware ones are taken in UTC.
+(columns ``id``, ``time``, ``gl`` in mg/dL; other columns are ignored), or a vendor export the
+lake recognises (Dexcom Clarity, LibreView, Tidepool, OhioT1DM, Nightscout dump; read by
+``cgm_ray.lake.readers`` into mg/dL, one subject per patient, a reading delivered twice counted
+once). OUT is written as CSV, Parquet or JSON (a list of row objects) by its extension.
+Naive times are wall-clock times, and so are an export's device-local times unless ``--tz``
+names their zone (then they are converted to UTC, daylight-saving changes resolved);
+tz-aware ones are taken in UTC. ``--patient`` names the subject of an export's readings.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +28,66 @@ import pyarrow.parquet as pq
 from cgm_ray.errors import ConfigError
 from cgm_ray.glucose.grid import Readings, group_readings
 from cgm_ray.glucose.metrics import glucose_metrics
-from cgm_ray.lake.sources import SourceError, read_table
+from cgm_ray.lake.readers import expected_formats
+from cgm_ray.lake.sources import (
+    ImportOptions,
+    SourceError,
+    SourceRows,
+    detect_export,
+    distinct_readings,
+    read_source,
+    read_table,
+)
 
 REQUIRED_COLUMNS = ("id", "time", "gl")
 OUTPUT_FORMATS = (".csv", ".parquet", ".json")
 
 
-def read_readings(path: str | Path) -> Readings:
-    """Load an iglu-format CSV or Parquet file into grouped readings; ConfigError on bad input."""
-    table = _read_table(Path(path))
+@dataclass(frozen=True)
+class MetricsInput:
+    """An input's readings for the metrics, and what reading it found: the format or column
+    convention, the glucose units, rows rejected and notes (by reason), duplicates dropped."""
+
+    readings: Readings
+    format: str = "iglu"
+    units_found: str = "mg/dL"
+    rejections: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+
+
+def read_readings(path: str | Path, tz: str | None = None, patient: str | None = None) -> Readings:
+    """Load an iglu-layout file or a vendor export into grouped readings; ConfigError on bad input."""
+    return load_input(path, tz, patient).readings
+
+
+def load_input(path: str | Path, tz: str | None = None, patient: str | None = None) -> MetricsInput:
+    """The readings of ``path`` (see the module's description) and what was found reading it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(str(path), "input file not found")
+    options = ImportOptions(tz, patient)
+    fs, full = pafs.LocalFileSystem(), str(path.resolve())
+    try:
+        if detect_export(full, fs) is not None:
+            return _export_input(read_source(full, fs, "import", ImportOptions(tz or "UTC", patient)))
+        table = read_table(full, fs)
+    except SourceError as exc:
+        raise ConfigError(str(path), exc.reason) from None
+    return MetricsInput(_iglu_readings(table, path, options.patient_id))
+
+
+def _iglu_readings(table: pa.Table, path: Path, patient: str | None) -> Readings:
     missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if len(missing) == len(REQUIRED_COLUMNS):
+        raise ConfigError(str(path), f"no known glucose columns: expected iglu's {list(REQUIRED_COLUMNS)} "
+                                     f"or an export of {expected_formats()}; found {table.column_names}")
     if missing:
         raise ConfigError(f"{path}: column {missing[0]}",
                           f"missing required column(s) {missing}; found {table.column_names}")
     ids = table.column("id").cast(pa.string()).to_numpy(zero_copy_only=False)
+    if patient is not None:
+        ids = np.full(len(ids), patient)
     try:
         gl = table.column("gl").cast(pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -44,13 +95,14 @@ def read_readings(path: str | Path) -> Readings:
     return group_readings(ids, _time_ns(table.column("time"), path), gl)
 
 
-def _read_table(path: Path) -> pa.Table:
-    if not path.is_file():
-        raise ConfigError(str(path), "input file not found")
-    try:
-        return read_table(str(path.resolve()), pafs.LocalFileSystem())
-    except SourceError as exc:
-        raise ConfigError(str(path), exc.reason) from None
+def _export_input(rows: SourceRows) -> MetricsInput:
+    """A vendor export's lake rows as readings: one reading per sensor and time, by patient."""
+    table = distinct_readings(rows.table)
+    readings = group_readings(table.column("patient_id").to_numpy(zero_copy_only=False),
+                              table.column("ts").cast(pa.int64()).to_numpy() * 1_000_000,
+                              table.column("glucose_mgdl").to_numpy().astype(np.float64))
+    return MetricsInput(readings, rows.format, rows.units_found, rows.rejections, rows.notes,
+                        rows.table.num_rows - table.num_rows)
 
 
 def _time_ns(column: pa.ChunkedArray, path: str | Path) -> np.ndarray:
@@ -95,28 +147,47 @@ def _output_suffix(out: Path) -> str:
     return suffix
 
 
-def run(input_path: str | Path, out: str | Path) -> pa.Table:
+def run(input_path: str | Path, out: str | Path, tz: str | None = None,
+        patient: str | None = None) -> pa.Table:
     """Compute the metrics of ``input_path`` and write them to ``out``; return the table."""
+    return _run(input_path, out, tz, patient)[0]
+
+
+def _run(input_path: str | Path, out: str | Path, tz: str | None, patient: str | None
+         ) -> tuple[pa.Table, MetricsInput]:
     _output_suffix(Path(out))  # fail before the work, not after it
-    table = metrics_table(read_readings(input_path))
+    found = load_input(input_path, tz, patient)
+    table = metrics_table(found.readings)
     write_table(table, out)
-    return table
+    return table, found
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    """Compute iglu's CGM metrics per subject of a CGM export (columns id, time, gl)."""
-    table = run(args.input, args.out)
+    """Compute iglu's CGM metrics per subject of a CGM export (columns id, time, gl) or of a
+    vendor export (Dexcom Clarity, LibreView, Tidepool, OhioT1DM, Nightscout dump)."""
+    table, found = _run(args.input, args.out, args.tz, args.patient)
+    print(f"read {args.input}: {found.format}, glucose in {found.units_found}, "
+          f"{len(found.readings.gl_mgdl):,} readings ({found.duplicates:,} duplicates dropped)")
+    for kind, counts in (("rejected rows", found.rejections), ("note", found.notes)):
+        for reason, count in sorted(counts.items()):
+            print(f"  {kind}: {count:,} {reason}")
     print(f"wrote {table.num_rows} subject(s) x {table.num_columns - 1} metrics to {args.out}")
     return 0
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register ``metrics`` on the ``cgm-ray`` parser."""
-    metrics = sub.add_parser("metrics", help="iglu CGM metrics per subject of a CSV/Parquet export",
+    metrics = sub.add_parser("metrics", help="iglu CGM metrics per subject of a CGM export",
                              description=cmd_metrics.__doc__)
-    metrics.add_argument("input", help="CSV or Parquet with columns id, time, gl (mg/dL)")
+    metrics.add_argument("input", help="CSV/Parquet/JSON with columns id, time, gl (mg/dL), or a "
+                                       "Clarity, LibreView, Tidepool, OhioT1DM or Nightscout export")
     metrics.add_argument("--out", required=True, help="output .csv, .parquet or .json")
+    metrics.add_argument("--tz", metavar="ZONE",
+                         help="IANA time zone of an export's device-local times, e.g. Europe/Berlin "
+                              "(default: keep them as wall-clock times)")
+    metrics.add_argument("--patient", metavar="ID", help="subject id of an export's readings")
     metrics.set_defaults(func=cmd_metrics)
 
 
-__all__ = ["add_commands", "metrics_table", "read_readings", "run", "write_table"]
+__all__ = ["MetricsInput", "add_commands", "load_input", "metrics_table", "read_readings", "run",
+           "write_table"]

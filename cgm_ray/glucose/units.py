@@ -7,6 +7,9 @@ from typing import Literal
 # mg/dL per mmol/L: 18.0182 = the molar mass of glucose (180.182 g/mol) / 10, the factor
 # Nightscout and the CGM makers use.
 MGDL_PER_MMOL = 18.0182
+# Tidepool stores glucose in mmol/L converted with 18.01559 (its data model), so values it made
+# from whole mg/dL come back whole only with this factor: its imports use it.
+MGDL_PER_MMOL_TIDEPOOL = 18.01559
 
 GlucoseUnits = Literal["mg/dl", "mmol"]  # Nightscout's spelling of the two
 

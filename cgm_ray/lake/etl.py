@@ -10,7 +10,10 @@ inputs consumed. A run that dies before the commit changes nothing and the next 
 it; inputs already committed (same path, size and mtime) are skipped; so running twice or
 crashing mid-run never loses or duplicates a reading. The exchange between the stages goes
 through the lake's filesystem, not Ray Data's shuffle (slow for this, see ray-notes).
-Documents take their own stage 2 (``cgm_ray.lake.documents``) and the same commit.
+Documents take their own stage 2 (``cgm_ray.lake.documents``) and the same commit, and so do
+the treatments of vendor exports (Clarity, LibreView, Tidepool, OhioT1DM, Nightscout dumps),
+which stage 1 turns into treatment document versions beside their readings. Each imported
+file's format, glucose units, patients and notes are in the run's report (``imports``).
 """
 
 from __future__ import annotations
@@ -28,9 +31,21 @@ import pyarrow.parquet as pq
 
 from cgm_ray.errors import ConfigError
 from cgm_ray.fs import open_filesystem, uri_for, write_parquet_atomic
-from cgm_ray.lake.documents import DocumentCounts, merge_document_tables, read_documents
+from cgm_ray.lake.documents import (
+    DocumentCounts,
+    merge_document_tables,
+    parse_documents,
+    read_documents,
+)
 from cgm_ray.lake.etl_counters import etl_counters
-from cgm_ray.lake.sources import SOURCE_SUFFIXES, SourceError, read_source, read_table
+from cgm_ray.lake.sources import (
+    SOURCE_SUFFIXES,
+    ImportOptions,
+    SourceError,
+    distinct_readings,
+    read_source,
+    read_table,
+)
 from cgm_ray.lake.store import (
     LANDING_DIR,
     PATIENTS_DIR,
@@ -60,6 +75,22 @@ class InputFile:
     source: str  # ingest, fleet, import, patients (attributes) or documents
     size: int
     mtime_ns: int
+    options: ImportOptions | None = None  # --tz and --patient of an --import
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """What one imported file was: its format (or column convention), the glucose units it
+    gave, the patients of its readings, its valid readings, its treatment documents, and its
+    notes by reason (rows adjusted at daylight-saving changes, or left out on purpose)."""
+
+    format: str
+    units_found: str
+    patients: list[str]
+    readings: int
+    treatments: int  # treatment documents read (counting those rejected)
+    treatments_rejected: int = 0
+    notes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,6 +105,7 @@ class EtlReport:
     rows_rejected: int = 0
     rejections: dict[str, int] = field(default_factory=dict)
     files_rejected: dict[str, str] = field(default_factory=dict)  # path -> reason
+    imports: dict[str, ImportSummary] = field(default_factory=dict)  # path -> what it was
     readings_added: int = 0
     duplicates: int = 0
     files_written: int = 0
@@ -85,22 +117,23 @@ class EtlReport:
 
 
 # -- discovery ---------------------------------------------------------------------------
-def discover_inputs(lake: Lake, imports: list[str] = (), attributes: list[str] = ()
-                    ) -> list[InputFile]:
-    """Every loadable file in the lake's landing area, plus ``imports`` and ``attributes``.
+def discover_inputs(lake: Lake, imports: list[str] = (), attributes: list[str] = (),
+                    options: ImportOptions | None = None) -> list[InputFile]:
+    """Every loadable file in the lake's landing area, plus ``imports`` (read with ``options``:
+    the time zone of device-local times, the patient) and ``attributes``.
 
     Names starting with ``.`` or ``_`` are skipped (temporary files of writers in progress).
     """
     found = _list_files(lake.uri, lake.path(LANDING_DIR), None)
     for uri in imports:
-        found += _list_files(uri, None, "import", must_exist=True)
+        found += _list_files(uri, None, "import", must_exist=True, options=options)
     for uri in attributes:
         found += _list_files(uri, None, ATTRIBUTES_SOURCE, must_exist=True)
     return found
 
 
 def _list_files(base_uri: str, root: str | None, source: str | None,
-                must_exist: bool = False) -> list[InputFile]:
+                must_exist: bool = False, options: ImportOptions | None = None) -> list[InputFile]:
     """Loadable files at or under ``root`` (default: ``base_uri`` itself)."""
     fs, base = open_filesystem(base_uri)
     root = root or base
@@ -119,7 +152,8 @@ def _list_files(base_uri: str, root: str | None, source: str | None,
         if not item.base_name.lower().endswith(SOURCE_SUFFIXES):
             continue
         kind = source or _landing_source(rel)
-        out.append(InputFile(uri_for(base_uri, item.path), kind, item.size, item.mtime_ns or 0))
+        out.append(InputFile(uri_for(base_uri, item.path), kind, item.size, item.mtime_ns or 0,
+                             options))
     return sorted(out, key=lambda f: f.path)
 
 
@@ -161,12 +195,28 @@ class StageTask:
 @dataclass(frozen=True)
 class Staged:
     """What stage 1 did with a group: every input's record, rejected rows by reason (of
-    readings and of documents), and the staging file it wrote per table and bucket."""
+    readings and of documents), the staging file it wrote per table and bucket, and what each
+    imported file was."""
 
     inputs: list[LoadedInput]
     rejections: dict[str, int]
     document_rejections: dict[str, int]
     staged: dict[str, dict[int, str]]
+    imports: dict[str, ImportSummary] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InputRows:
+    """One input's valid rows by lake table; how many rows it counts as read and rejected (its
+    readings, or a documents segment's versions); rejected readings and documents by reason;
+    and, for an import, what it was."""
+
+    tables: dict[str, pa.Table]
+    rows: int
+    rejected_rows: int
+    rejections: dict[str, int]
+    document_rejections: dict[str, int]
+    summary: ImportSummary | None = None
 
 
 def stage_inputs(item: StageTask) -> Staged:
@@ -175,37 +225,53 @@ def stage_inputs(item: StageTask) -> Staged:
     tables: dict[str, list[pa.Table]] = defaultdict(list)
     records: list[LoadedInput] = []
     rejections: dict[str, dict[str, int]] = {"readings": defaultdict(int), "documents": defaultdict(int)}
+    imports: dict[str, ImportSummary] = {}
     for f in item.files:
         try:
-            rows, rejected = _read_input(f)
+            found = _read_input(f)
         except (SourceError, ConfigError, OSError) as exc:
             records.append(LoadedInput(f.path, f.size, f.mtime_ns, f.source, error=str(exc)))
             continue
-        for name, table in rows.items():
+        for name, table in found.tables.items():
             tables[name].append(table)
-        records.append(LoadedInput(f.path, f.size, f.mtime_ns, f.source,
-                                   sum(t.num_rows for t in rows.values()), sum(rejected.values())))
-        kind = rejections["documents" if f.source == DOCUMENTS_SOURCE else "readings"]
-        for reason, count in rejected.items():
-            kind[reason] += count
+        records.append(LoadedInput(f.path, f.size, f.mtime_ns, f.source, found.rows,
+                                   found.rejected_rows))
+        for kind, part in (("readings", found.rejections), ("documents", found.document_rejections)):
+            for reason, count in part.items():
+                rejections[kind][reason] += count
+        if found.summary is not None:
+            imports[f.path] = found.summary
     loaded = [r for r in records if not r.error]
     etl_counters().count(files_loaded=len(loaded), files_rejected=len(records) - len(loaded),
                         rows_rejected=sum(r.rejected_rows for r in loaded))
     staged = {name: _stage_by_bucket(lake, item, name, pa.concat_tables(parts))
               for name, parts in tables.items()}
     return Staged(records, dict(rejections["readings"]), dict(rejections["documents"]),
-                  {name: by_bucket for name, by_bucket in staged.items() if by_bucket})
+                  {name: by_bucket for name, by_bucket in staged.items() if by_bucket}, imports)
 
 
-def _read_input(f: InputFile) -> tuple[dict[str, pa.Table], dict[str, int]]:
-    """An input's valid rows by lake table, and its rejected rows by reason; SourceError
-    when it cannot be loaded at all."""
+def _read_input(f: InputFile) -> InputRows:
+    """An input's valid rows by lake table and its rejected rows by reason (a vendor export's
+    treatments become treatment document versions); SourceError when it cannot be loaded at all."""
     fs, path = open_filesystem(f.path)
     if f.source == DOCUMENTS_SOURCE:
         versions = read_documents(path, fs)
-        return versions.tables, versions.rejections
-    rows = read_source(path, fs, f.source)
-    return {READINGS_DIR: rows.table}, rows.rejections
+        return InputRows(versions.tables, sum(t.num_rows for t in versions.tables.values()),
+                         sum(versions.rejections.values()), {}, versions.rejections)
+    rows = read_source(path, fs, f.source, f.options)
+    tables = {READINGS_DIR: rows.table}
+    documents = parse_documents(rows.treatments.to_pylist()) if rows.treatments.num_rows else None
+    if documents is not None:
+        tables |= documents.tables
+    summary = None
+    if f.source == "import":
+        patients = set(rows.table.column("patient_id").to_pylist())
+        patients |= set(rows.treatments.column("patient_id").to_pylist())
+        summary = ImportSummary(rows.format, rows.units_found, sorted(patients),
+                                rows.table.num_rows, rows.treatments.num_rows,
+                                sum(documents.rejections.values()) if documents else 0, rows.notes)
+    return InputRows(tables, rows.table.num_rows, rows.rejected_rows, rows.rejections,
+                     documents.rejections if documents else {}, summary)
 
 
 def _stage_by_bucket(lake: Lake, item: StageTask, table_name: str, table: pa.Table) -> dict[int, str]:
@@ -251,7 +317,7 @@ def merge_bucket(item: MergeTask) -> Merged:
     lake, run_id, bucket = Lake(item.lake_uri), item.run_id, item.bucket
     staged, existing, compact = item.staged, item.existing, item.compact
     staged_rows = lake.read(staged) if staged else LAKE_SCHEMA.empty_table()
-    new = _distinct(staged_rows)
+    new = distinct_readings(staged_rows)
     days = pc.strftime(new.column("ts"), "%Y-%m-%d")
     touched = sorted(set(pc.unique(days).to_pylist()) | (set(existing) if compact else set()))
     added, removed, kept = [], [], []
@@ -288,17 +354,6 @@ def _unseen(lake: Lake, rows: pa.Table, old: list[str]) -> pa.Table:
     keys = lake.read(old, columns=["sensor_id", "ts"])
     return rows.join(keys, keys=["sensor_id", "ts"], join_type="left anti") \
         .select(LAKE_SCHEMA.names).cast(LAKE_SCHEMA)
-
-
-def _distinct(table: pa.Table) -> pa.Table:
-    """First occurrence of every (sensor_id, ts), in input order among equals."""
-    order = pc.sort_indices(table, [("sensor_id", "ascending"), ("ts", "ascending")])
-    table = table.take(order)
-    if table.num_rows < 2:
-        return table
-    sensor, ts = table.column("sensor_id"), table.column("ts")
-    same = pc.and_(pc.equal(sensor[1:], sensor[:-1]), pc.equal(ts[1:], ts[:-1]))
-    return table.filter(pa.concat_arrays([pa.array([True]), pc.invert(same).combine_chunks()]))
 
 
 def _write_sorted(lake: Lake, rel: str, table: pa.Table) -> None:
@@ -369,6 +424,7 @@ def run_etl(lake: Lake, inputs: list[InputFile], compact: bool = False,
         tasks = [StageTask(lake.uri, run_id, k, tuple(g)) for k, g in enumerate(groups)]
         for out in run_tasks(stage_inputs, tasks):
             records += out.inputs
+            report.imports.update(out.imports)
             for total, part in ((report.rejections, out.rejections),
                                 (report.documents.rejections, out.document_rejections)):
                 for reason, count in part.items():
@@ -427,6 +483,9 @@ def run_etl(lake: Lake, inputs: list[InputFile], compact: bool = False,
         else:
             report.rows_read += r.rows + r.rejected_rows
             report.rows_rejected += r.rejected_rows
+    for summary in report.imports.values():  # treatments of vendor exports
+        report.documents.read += summary.treatments
+        report.documents.rejected += summary.treatments_rejected
     report.version, report.lake_rows = snapshot.version, snapshot.rows
     report.documents.in_lake = {name: snapshot.table_rows(name) for name in LAKE_DOCUMENT_SCHEMAS}
     patients_table = lake.patients(snapshot)

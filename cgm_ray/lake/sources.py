@@ -7,6 +7,11 @@ cgm-ray's own (``patient_id, sensor_id, ts_ms|ts, glucose_mgdl[, range_flag]``),
 export (``id, time, gl``) and Nightscout entries (``sgv, date|dateString, device
 [, patient_id, type]``). Columnar formats are converted and validated with Arrow kernels
 only; JSON and Avro records are columnarised once, then take the same path.
+
+Vendor exports (Dexcom Clarity and LibreView CSV, Tidepool JSON, OhioT1DM XML, Nightscout
+dumps) are recognised from their content by ``cgm_ray.lake.readers`` and read by its readers,
+whose readings then pass the same validation; their treatments come back beside the rows.
+``read_source`` is the one entry: it tries the vendor formats first, then the conventions.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import fastavro
 import pyarrow as pa
@@ -26,7 +32,17 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from cgm_ray.errors import CgmRayError
-from cgm_ray.schema import EARLIEST_TS_MS, LAKE_SCHEMA
+from cgm_ray.lake.readers import (
+    EXPORT_SUFFIXES,
+    HEAD_CHARS,
+    ExportError,
+    ExportFormat,
+    ImportOptions,
+    detect,
+    expected_formats,
+    export_suffix,
+)
+from cgm_ray.schema import DOCUMENT_SCHEMA, EARLIEST_TS_MS, LAKE_SCHEMA
 
 TS_TYPE = LAKE_SCHEMA.field("ts").type
 GLUCOSE_MIN_MGDL, GLUCOSE_MAX_MGDL = 10.0, 1000.0
@@ -57,11 +73,18 @@ class SourceError(CgmRayError):
 
 @dataclass(frozen=True)
 class SourceRows:
-    """A file's valid rows (exactly ``LAKE_SCHEMA``) and how many were rejected, by reason."""
+    """A file's valid rows (exactly ``LAKE_SCHEMA``) and how many were rejected, by reason;
+    the format or column convention found and the glucose units it gave; for vendor exports,
+    their treatment documents (``DOCUMENT_SCHEMA`` rows) and notes (rows adjusted, such as
+    times at a daylight-saving change, or left out on purpose), by reason."""
 
     table: pa.Table
     rejected_rows: int
     rejections: dict[str, int]
+    format: str = ""  # "cgm-ray", "iglu", "Nightscout", "Dexcom Clarity", ... ("": no columns)
+    units_found: str = ""  # "mg/dL" or "mmol/L" as the file gave them (the lake holds mg/dL)
+    treatments: pa.Table = field(default_factory=DOCUMENT_SCHEMA.empty_table)
+    notes: dict[str, int] = field(default_factory=dict)
 
 
 class _ColumnProblem(ValueError):
@@ -111,7 +134,8 @@ def _convention(names: list[str]) -> _Convention:
     missing = best.missing(present)
     if len(missing) == len(best.required):
         expected = "; ".join(f"{c.name} {c.missing(set())}" for c in _CONVENTIONS)
-        raise _ColumnProblem(f"no known glucose columns (expected {expected}); found {names}")
+        raise _ColumnProblem(f"no known glucose columns (expected {expected}; or an export of "
+                             f"{expected_formats()}); found {names}")
     if missing:
         raise _ColumnProblem(f"missing column(s) {missing} ({best.name} convention); "
                              f"found {names}")
@@ -244,7 +268,7 @@ def _normalise(table: pa.Table, source: str) -> SourceRows:
         flag.values.fill_null(0).cast(pa.int8(), safe=False))]
     kept.append(pa.chunked_array([pa.repeat(pa.scalar(source, pa.string()), len(kept[0]))]))
     return SourceRows(pa.Table.from_arrays(kept, schema=LAKE_SCHEMA),
-                      table.num_rows - len(kept[0]), rejections)
+                      table.num_rows - len(kept[0]), rejections, conv.name, "mg/dL")
 
 
 def _reject(checks: list[tuple[str, pa.ChunkedArray]],
@@ -259,6 +283,18 @@ def _reject(checks: list[tuple[str, pa.ChunkedArray]],
             rejections[reason] = count
             rejected = pc.or_(rejected, new)
     return pc.invert(rejected), rejections
+
+
+def distinct_readings(table: pa.Table) -> pa.Table:
+    """Lake rows with one reading per (sensor_id, ts), the first in input order, sorted by
+    (sensor_id, ts): what the lake keeps of readings delivered more than once."""
+    order = pc.sort_indices(table, [("sensor_id", "ascending"), ("ts", "ascending")])
+    table = table.take(order)
+    if table.num_rows < 2:
+        return table
+    sensor, ts = table.column("sensor_id"), table.column("ts")
+    same = pc.and_(pc.equal(sensor[1:], sensor[:-1]), pc.equal(ts[1:], ts[:-1]))
+    return table.filter(pa.concat_arrays([pa.array([True]), pc.invert(same).combine_chunks()]))
 
 
 # -- formats -----------------------------------------------------------------------------
@@ -381,7 +417,9 @@ _FORMATS: dict[str, tuple[_Reader, str | None]] = {
     ".jsonl.gz": (_read_ndjson, "gzip"),
     ".avro": (_read_avro, None),
 }
-SOURCE_SUFFIXES: tuple[str, ...] = tuple(_FORMATS)
+TABLE_SUFFIXES: tuple[str, ...] = tuple(_FORMATS)  # what ``read_table`` reads
+# ... and ``read_source`` besides: files that only a vendor reader reads (OhioT1DM's XML).
+SOURCE_SUFFIXES: tuple[str, ...] = (*TABLE_SUFFIXES, ".xml", ".xml.gz")
 # Everything a malformed file makes the readers raise (fastavro reports corruption as ValueError).
 _UNREADABLE = (pa.ArrowException, OSError, ValueError, EOFError)
 
@@ -392,16 +430,16 @@ def suffix_of(path: str) -> str | None:
 
 
 def read_table(path: str, filesystem: pafs.FileSystem, columns: Columns = None) -> pa.Table:
-    """A file of any registered format as the Arrow table it holds, columns as stored.
+    """A file of any table format as the Arrow table it holds, columns as stored.
 
-    The one place a reader is chosen by extension: the ETL's readings and patient
+    The one place a table reader is chosen by extension: the ETL's readings and patient
     attributes and ``cgm-ray metrics`` all read through it. Record formats (JSON, Avro)
     convert only the fields in ``columns`` (default all), keeping the others' names.
     SourceError when the file cannot be read.
     """
     suffix = suffix_of(path)
-    if suffix is None:
-        raise SourceError(path, f"unknown extension: expected one of {list(SOURCE_SUFFIXES)}")
+    if suffix not in _FORMATS:
+        raise SourceError(path, f"unknown extension: expected one of {list(TABLE_SUFFIXES)}")
     reader, compression = _FORMATS[suffix]
     try:
         return reader(path, filesystem, compression, columns)
@@ -409,17 +447,77 @@ def read_table(path: str, filesystem: pafs.FileSystem, columns: Columns = None) 
         raise SourceError(path, f"cannot read {suffix[1:]} file: {exc}") from exc
 
 
-def read_source(path: str, filesystem: pafs.FileSystem, source: str) -> SourceRows:
-    """The lake rows of one input file, its ``source`` column set to ``source``.
-
-    Raises SourceError when the file cannot be loaded at all; bad rows are counted instead.
-    """
-    table = read_table(path, filesystem, _KNOWN_COLUMNS)
+def detect_export(path: str, filesystem: pafs.FileSystem) -> ExportFormat | None:
+    """The vendor export format of ``path`` by its content (``cgm_ray.lake.readers.detect``),
+    None for other files; SourceError when it cannot be read or is named as an export it is not."""
+    suffix = suffix_of(path)
+    if suffix is None or export_suffix(path) not in EXPORT_SUFFIXES:
+        return None
     try:
-        return _normalise(table, source)
-    except _ColumnProblem as exc:
+        with filesystem.open_input_stream(path, compression=_compression(suffix)) as fh:
+            head = _head_text(fh.read(HEAD_CHARS))
+        return detect(path, head)
+    except _UNREADABLE as exc:
+        raise SourceError(path, f"cannot read {suffix[1:]} file: {exc}") from None
+    except ExportError as exc:
         raise SourceError(path, str(exc)) from None
 
 
-__all__ = ["SOURCE_SUFFIXES", "SourceError", "SourceRows", "read_source", "read_table",
-           "suffix_of"]
+def read_source(path: str, filesystem: pafs.FileSystem, source: str,
+                options: ImportOptions | None = None) -> SourceRows:
+    """The lake rows of one input file, its ``source`` column set to ``source``; a vendor
+    export's treatments and notes beside them. ``options`` give the time zone of device-local
+    times and the patient the rows belong to (which replaces any patient id in the file).
+
+    Raises SourceError when the file cannot be loaded at all; bad rows are counted instead.
+    """
+    options = options or ImportOptions()
+    suffix = suffix_of(path)
+    if suffix is None:
+        raise SourceError(path, f"unknown extension: expected one of {list(SOURCE_SUFFIXES)}")
+    export = detect_export(path, filesystem)
+    if export is not None:
+        return _read_export(path, filesystem, export, source, options)
+    if suffix not in _FORMATS:
+        raise SourceError(path, f"not a known export: expected {expected_formats(export_suffix(path))}")
+    table = read_table(path, filesystem, _KNOWN_COLUMNS)
+    try:
+        rows = _normalise(table, source)
+    except _ColumnProblem as exc:
+        raise SourceError(path, str(exc)) from None
+    if options.patient_id is not None:
+        patients = pa.repeat(pa.scalar(options.patient_id), rows.table.num_rows)
+        rows = replace(rows, table=rows.table.set_column(0, LAKE_SCHEMA.field("patient_id"), patients))
+    return rows
+
+
+def _read_export(path: str, filesystem: pafs.FileSystem, export: ExportFormat, source: str,
+                 options: ImportOptions) -> SourceRows:
+    """A vendor export read by its reader, its readings validated like any other rows."""
+    try:
+        data = _read_bytes(path, filesystem, _compression(suffix_of(path) or ""))
+    except _UNREADABLE as exc:
+        raise SourceError(path, f"cannot read {export.name} export: {exc}") from None
+    try:
+        found = export.read(data, path, options)
+    except ExportError as exc:
+        raise SourceError(path, f"{export.name} export: {exc}") from None
+    rows = _normalise(found.readings, source)
+    rejections = dict(Counter(found.rejections) + Counter(rows.rejections))
+    return SourceRows(rows.table, rows.rejected_rows + sum(found.rejections.values()), rejections,
+                      found.format, found.units_found, found.treatments, found.notes)
+
+
+def _compression(suffix: str) -> str | None:
+    return "gzip" if suffix.endswith(".gz") else None
+
+
+def _head_text(head: bytes) -> str:
+    """The first bytes of a file as text, for recognising it (a character cut at the end is replaced)."""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return head[:len(head) // 2 * 2].decode("utf-16", errors="replace")
+    return head.decode("utf-8-sig", errors="replace")
+
+
+__all__ = ["SOURCE_SUFFIXES", "TABLE_SUFFIXES", "ImportOptions", "SourceError", "SourceRows",
+           "detect_export", "distinct_readings", "read_source", "read_table", "suffix_of"]
