@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# `make demo DEMO_ARGS=--keep-serving` then serves the web app with its links until Ctrl-C.
 demo: $(STAMP)
-	$(BIN)/cgm-ray demo
+	$(BIN)/cgm-ray demo $(DEMO_ARGS)
 
 # Node packages the tests run as real peers, in a project-local folder, one stamp per pinned
 # package: oref0 (npm, MIT) for the oref0 port's parity tests, and share2nightscout-bridge (npm,

@@ -51,10 +51,16 @@ def check_nightscout(url: str, headers: dict[str, str], params: dict[str, str],
 
 
 def admin_call(url: str, path: str, secret_env: str = "API_SECRET", method: str = "GET",
-               timeout_s: float = 30.0) -> Any:
-    """JSON answer of an admin endpoint of the ingest at ``url`` (e.g. ``/api/v2/stats``)."""
-    request = urllib.request.Request(f"{url.rstrip('/')}{path}", method=method,
-                                     headers=admin_headers(secret_env))
+               timeout_s: float = 30.0, body: Any = None) -> Any:
+    """JSON answer of the ingest at ``url`` to an admin's request (e.g. ``/api/v2/stats``),
+    with ``body`` sent as JSON when given."""
+    headers = admin_headers(secret_env)
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers = {**headers, "Content-Type": "application/json"}
+    request = urllib.request.Request(f"{url.rstrip('/')}{path}", data=data, method=method,
+                                     headers=headers)
     with urllib.request.urlopen(request, timeout=timeout_s) as resp:
         return json.load(resp)
 

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 SECRET_ENV = "API_SECRET"
 WEB_FOLLOWED = 4  # patients in the web app link's caregiver token
+# Patients registered to the clinician's cohort when serving: a clinic's panel. Each sensor
+# registration rewrites the partition's registry file, so not all 2,000.
+WEB_CLINIC, CLINIC_COHORT = 50, "demo-clinic"
 
 
 class IngestSettings(Strict):
@@ -272,31 +275,53 @@ def format_summary(summary: DemoSummary) -> str:
         "the median time in range)",
         f"  API was {s['api_url']} (OpenAPI {s['api_url']}/docs); Ray dashboard was "
         f"{s['dashboard_url'] or 'off'}; both stopped with the demo",
-        f"  web app: a caregiver's link to {len(s['followed'])} patients is printed and served "
-        "by `cgm-ray demo --keep-serving`",
+        "  web app: `make demo DEMO_ARGS=--keep-serving` (cgm-ray demo --keep-serving) simulates "
+        "days ending now and serves them with a caregiver's and a clinician's link until Ctrl-C",
         "  stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in s["seconds"].items()),
     ]
     return "\n".join(lines)
 
 
-def web_link(api_url: str, followed: list[str]) -> str:
-    """The web app's sign-in link for a caregiver following ``followed``."""
+def web_link(api_url: str, role: str, subject: str) -> str:
+    """The web app's sign-in link for a ``role`` token over ``subject``."""
     from urllib.parse import quote
 
     from serve_apps.auth import Authenticator
 
-    token = Authenticator(os.environ[SECRET_ENV]).make_token("caregiver", ",".join(followed))
+    token = Authenticator(os.environ[SECRET_ENV]).make_token(role, subject)
     return f"{api_url}/?token={quote(token)}"
 
 
+def register_clinic(api_url: str, lake_dir: Path) -> list[str]:
+    """Register the sensors of the lake's first ``WEB_CLINIC`` patients to ``CLINIC_COHORT``,
+    as a clinic would, so a clinician's token has a panel to read; the patients registered."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    sensors = Lake(str(lake_dir)).sensors()
+    if sensors is None:
+        return []
+    clinic = sorted(set(sensors.column("patient_id").to_pylist()))[:WEB_CLINIC]
+    sensors = sensors.filter(pc.is_in(sensors.column("patient_id"), value_set=pa.array(clinic)))
+    for row in sensors.select(["sensor_id", "patient_id"]).to_pylist():
+        admin_call(api_url, "/api/v2/sensors", SECRET_ENV, method="POST",
+                   body={**row, "cohort": CLINIC_COHORT})
+    return clinic
+
+
 def keep_serving(config: DemoConfig, followed: list[str], address: str | None) -> None:
-    """Serve the demo's ingest again (its logs replayed) with the web app until Ctrl-C."""
+    """Serve the demo's ingest again (its logs replayed, the lake behind its history) with the
+    web app until Ctrl-C, with a caregiver's and a clinician's link."""
     import ray
     from ray import serve
 
-    api, _ = start_ingest_api(config, Path(config.out).resolve(), address)
-    print(f"\nweb app (a caregiver of {len(followed)} patients): {web_link(api, followed)}\n"
-          f"serving until Ctrl-C", flush=True)
+    out = Path(config.out).resolve()
+    api, _ = start_ingest_api(config, out, address)
+    clinic = register_clinic(api, out / "lake")
+    print(f"\nweb app, served until Ctrl-C:\n"
+          f"  a caregiver of {len(followed)} patients: {web_link(api, 'caregiver', ','.join(followed))}\n"
+          f"  a clinician of {len(clinic)} patients (cohort {CLINIC_COHORT}): "
+          f"{web_link(api, 'clinician', CLINIC_COHORT)}", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -10,6 +10,7 @@ const COLUMNS = [
   ["above_250", "TAR>250 %"], ["cv", "CV %"], ["gmi", "GMI %"],
 ];
 const REPORT_DAYS = 14;
+const ATTENTION_SHOWN = 10; // the rest are highlighted in the table
 const table = {rows: [], key: "below_54", descending: true, reportKey: null, paint: null};
 
 function header(onOpen) {
@@ -95,8 +96,8 @@ function renderSpread() {
 
 function renderAttention(onOpen) {
   const flagged = table.rows.filter((r) => r.targets_missed.includes("tbr54") ||
-    r.targets_missed.includes("tir"));
-  $("attention").replaceChildren(...(flagged.length ? flagged.map((r) => {
+    r.targets_missed.includes("tir")); // the API's order: most time below 54 first
+  const items = flagged.slice(0, ATTENTION_SHOWN).map((r) => {
     const item = document.createElement("li");
     const open = document.createElement("button");
     open.type = "button";
@@ -105,7 +106,13 @@ function renderAttention(onOpen) {
     open.addEventListener("click", () => onOpen(r.patient_id));
     item.append(open, ` below 54: ${r.below_54}%, in range: ${r.in_range_70_180}%`);
     return item;
-  }) : [Object.assign(document.createElement("li"), {textContent: "Nobody: every patient meets the TIR and <54 targets."})]));
+  });
+  if (flagged.length > ATTENTION_SHOWN) {
+    items.push(Object.assign(document.createElement("li"), {
+      textContent: `and ${flagged.length - ATTENTION_SHOWN} more, highlighted in the table`}));
+  }
+  $("attention").replaceChildren(...(items.length ? items : [Object.assign(document.createElement("li"),
+    {textContent: "Nobody: every patient meets the TIR and <54 targets."})]));
 }
 
 export async function showCohort(cohort, onOpen, onDenied) {
