@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 # notebook -> whether it starts (and must stop) Ray
 CASES = {"01_in_silico_trial.ipynb": False, "02_explore_the_lake.ipynb": True,
-         "04_population_validation.ipynb": False, "05_closed_loop.ipynb": False}
+         "03_real_vs_virtual.ipynb": False, "04_population_validation.ipynb": False,
+         "05_closed_loop.ipynb": False}
 RAY_DAEMONS = {"raylet", "gcs_server"}
 MAX_BYTES = 600_000
 SHUTDOWN_WAIT_S = 20.0

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from cgm_ray.cli.options import add_units_option
 from cgm_ray.cli.ray_runtime import init_ray
 from cgm_ray.errors import ConfigError
 from cgm_ray.fs import open_filesystem
+from cgm_ray.glucose.units import parse_units
 from cgm_ray.lake.store import DEFAULT_BUCKETS, Lake
 
 if TYPE_CHECKING:
@@ -67,19 +69,21 @@ def cmd_etl(args: argparse.Namespace) -> int:
 
 def cmd_cohort(args: argparse.Namespace) -> int:
     """Per-patient consensus metrics over the lake and cohort aggregates by attribute."""
-    from cgm_ray.lake.cohort import cohort_table, run_cohort
+    from cgm_ray.lake.cohort import cohort_table, run_cohort, summary_in_units
 
+    units = parse_units(args.units)
     lake = Lake(args.lake)
     group_by = tuple(g for g in (args.group_by or "").split(",") if g)
     init_ray(args.address)
     result = run_cohort(lake, args.start, args.end, group_by, args.panel, args.name)
+    shown = summary_in_units(result.summary, units)  # the lake's copy stays in mg/dL
     if args.out:
         with open(args.out, "w") as fh:
-            json.dump(result.summary, fh, indent=1)
+            json.dump(shown, fh, indent=1)
     if args.json:
-        print(json.dumps(result.summary))
+        print(json.dumps(shown))
         return 0
-    print(cohort_table(result.summary))
+    print(cohort_table(result.summary, units))
     print(f"{result.summary['patients']:,} patients, {result.summary['readings']:,} readings "
           f"in {result.seconds:.1f} s; written to {result.location}")
     return 0
@@ -90,6 +94,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from cgm_ray.lake.report import render_report
     from cgm_ray.lake.treatments import lake_treatments
 
+    units = parse_units(args.units)
     lake = Lake(args.lake)
     table = lake.patient_readings(args.patient, args.start, args.end)
     attributes = lake.patient_attributes(args.patient)
@@ -97,7 +102,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     treatments = (patient_treatments(args.treatments, args.patient) if args.treatments
                   else lake_treatments(lake, args.patient))
     files = render_report(args.patient, time_ns, table.column("glucose_mgdl").to_numpy(),
-                          args.out, attributes, treatments=treatments)
+                          args.out, attributes, treatments=treatments, units=units)
     print(f"report for {args.patient}: {files.html} and {files.pdf}")
     return 0
 
@@ -185,6 +190,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         help="full consensus/iglu panel, or mean/SD/CV/ranges only")
     cohort.add_argument("--name", help="name of the result folder under <lake>/cohort/")
     cohort.add_argument("--out", help="also write the JSON summary here")
+    add_units_option(cohort, "mean glucose and MAGE printed and in the JSON summary")
     cohort.set_defaults(func=cmd_cohort)
 
     report = sub.add_parser("report", help="a patient's AGP report (HTML and PDF)",
@@ -195,6 +201,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     report.add_argument("--treatments", metavar="PATH",
                         help="treatments to mark and total, instead of the lake's Nightscout "
                              "treatments (cgm-ray simulate's treatments.parquet)")
+    add_units_option(report, "report's glucose statistics, ranges and axes")
     report.set_defaults(func=cmd_report)
 
     export = sub.add_parser("export", help="readings as JSON or Avro, one file per sensor",

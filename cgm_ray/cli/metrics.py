@@ -8,6 +8,8 @@ once). OUT is written as CSV, Parquet or JSON (a list of row objects) by its ext
 Naive times are wall-clock times, and so are an export's device-local times unless ``--tz``
 names their zone (then they are converted to UTC, daylight-saving changes resolved);
 tz-aware ones are taken in UTC. ``--patient`` names the subject of an export's readings.
+``--units mmol/L`` writes the glucose-valued metrics (``GLUCOSE_VALUED_METRICS``: mean, median,
+SD, MAGE, MODD, CONGA) in mmol/L, the others as they are; the column names do not change.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from cgm_ray.cli.options import add_units_option
 from cgm_ray.errors import ConfigError
 from cgm_ray.glucose.grid import Readings, group_readings
-from cgm_ray.glucose.metrics import glucose_metrics
+from cgm_ray.glucose.metrics import glucose_metrics, metrics_in_units
+from cgm_ray.glucose.units import UNITS_LABEL, GlucoseUnits, parse_units
 from cgm_ray.lake.readers import expected_formats
 from cgm_ray.lake.sources import (
     ImportOptions,
@@ -119,10 +123,12 @@ def _time_ns(column: pa.ChunkedArray, path: str | Path) -> np.ndarray:
     return times.cast(pa.int64()).to_numpy()
 
 
-def metrics_table(readings: Readings) -> pa.Table:
-    """One row per subject: ``id`` then every metric column."""
-    columns = {"id": readings.ids.astype(str), **glucose_metrics(readings)}
-    return pa.table({name: pa.array(values) for name, values in columns.items()})
+def metrics_table(readings: Readings, units: GlucoseUnits = "mg/dl") -> pa.Table:
+    """One row per subject: ``id`` then every metric column, glucose-valued ones in ``units``
+    (named in the schema's metadata as ``glucose_units``, which Parquet keeps)."""
+    columns = {"id": readings.ids.astype(str), **metrics_in_units(glucose_metrics(readings), units)}
+    return pa.table({name: pa.array(values) for name, values in columns.items()},
+                    metadata={"glucose_units": UNITS_LABEL[units]})
 
 
 def write_table(table: pa.Table, out: str | Path) -> None:
@@ -148,16 +154,17 @@ def _output_suffix(out: Path) -> str:
 
 
 def run(input_path: str | Path, out: str | Path, tz: str | None = None,
-        patient: str | None = None) -> pa.Table:
-    """Compute the metrics of ``input_path`` and write them to ``out``; return the table."""
-    return _run(input_path, out, tz, patient)[0]
+        patient: str | None = None, units: GlucoseUnits = "mg/dl") -> pa.Table:
+    """Compute the metrics of ``input_path`` and write them to ``out`` (glucose-valued ones in
+    ``units``); return the table."""
+    return _run(input_path, out, tz, patient, units)[0]
 
 
-def _run(input_path: str | Path, out: str | Path, tz: str | None, patient: str | None
-         ) -> tuple[pa.Table, MetricsInput]:
+def _run(input_path: str | Path, out: str | Path, tz: str | None, patient: str | None,
+         units: GlucoseUnits) -> tuple[pa.Table, MetricsInput]:
     _output_suffix(Path(out))  # fail before the work, not after it
     found = load_input(input_path, tz, patient)
-    table = metrics_table(found.readings)
+    table = metrics_table(found.readings, units)
     write_table(table, out)
     return table, found
 
@@ -165,13 +172,15 @@ def _run(input_path: str | Path, out: str | Path, tz: str | None, patient: str |
 def cmd_metrics(args: argparse.Namespace) -> int:
     """Compute iglu's CGM metrics per subject of a CGM export (columns id, time, gl) or of a
     vendor export (Dexcom Clarity, LibreView, Tidepool, OhioT1DM, Nightscout dump)."""
-    table, found = _run(args.input, args.out, args.tz, args.patient)
+    units = parse_units(args.units)
+    table, found = _run(args.input, args.out, args.tz, args.patient, units)
     print(f"read {args.input}: {found.format}, glucose in {found.units_found}, "
           f"{len(found.readings.gl_mgdl):,} readings ({found.duplicates:,} duplicates dropped)")
     for kind, counts in (("rejected rows", found.rejections), ("note", found.notes)):
         for reason, count in sorted(counts.items()):
             print(f"  {kind}: {count:,} {reason}")
-    print(f"wrote {table.num_rows} subject(s) x {table.num_columns - 1} metrics to {args.out}")
+    print(f"wrote {table.num_rows} subject(s) x {table.num_columns - 1} metrics to {args.out} "
+          f"(glucose values in {UNITS_LABEL[units]})")
     return 0
 
 
@@ -186,6 +195,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                          help="IANA time zone of an export's device-local times, e.g. Europe/Berlin "
                               "(default: keep them as wall-clock times)")
     metrics.add_argument("--patient", metavar="ID", help="subject id of an export's readings")
+    add_units_option(metrics, "glucose-valued metrics (mean, median, SD, MAGE, MODD, CONGA)")
     metrics.set_defaults(func=cmd_metrics)
 
 

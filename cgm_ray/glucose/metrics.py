@@ -11,12 +11,16 @@ Klonoff 2022). Where iglu departs from a published definition the function says 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from cgm_ray.glucose.episodes import EPISODE_COLUMNS, episodes_from_grid
 from cgm_ray.glucose.grid import NS_PER_DAY, NS_PER_MIN, DayGrid, Readings, day_grid
 from cgm_ray.glucose.mage import MAGE_GRID_MIN, mage_ma
 from cgm_ray.glucose.risk import RISK_NEUTRAL_MGDL, risk_index, symmetrised_bg
+from cgm_ray.glucose.units import UNITS_LABEL, GlucoseUnits, from_mgdl, glucose_text
 
 # Ranges as iglu names them: in-range bounds inclusive, below/above strict.
 IN_RANGES_MGDL = ((70, 180), (63, 140), (70, 140))
@@ -35,6 +39,34 @@ METRIC_COLUMNS = (
     "mage", "modd", *(f"conga{h}" for h in CONGA_HOURS),
     *EPISODE_COLUMNS,
 )
+# The metrics that are glucose values, or differences or SDs of them: mg/dL in cgm-ray,
+# divided by 18.0182 where mmol/L are asked for (and so are the AGP percentiles, drawn by the
+# report). Every other column of METRIC_COLUMNS reads the same in either unit: % of time in
+# ranges (the ranges are fixed in mg/dL; only their labels change, see ``range_text``),
+# active %, CV %, GMI and eA1c (% HbA1c), the risk indices LBGI, HBGI, ADRR, GRI (and its zone),
+# J-index, GRADE and M-value (each defined on mg/dL, or on mmol/L with its own scale, and
+# published as one unitless number), and the episodes' counts, rates per day and minutes.
+GLUCOSE_VALUED_METRICS = ("mean", "median", "sd", "mage", "modd", *(f"conga{h}" for h in CONGA_HOURS))
+# Each time-in-ranges column's glucose range in mg/dL: (low, high), None where open.
+RANGE_BOUNDS_MGDL: dict[str, tuple[float | None, float | None]] = {
+    **{f"in_range_{lo}_{hi}": (lo, hi) for lo, hi in IN_RANGES_MGDL},
+    **{f"below_{t}": (None, t) for t in BELOW_MGDL}, **{f"above_{t}": (t, None) for t in ABOVE_MGDL},
+}
+
+
+def metrics_in_units(metrics: Mapping[str, Any], units: GlucoseUnits) -> dict[str, Any]:
+    """``metrics`` (name -> a value or an array per subject, mg/dL) as shown in ``units``:
+    the ``GLUCOSE_VALUED_METRICS`` converted, every other name as it is. Names stay the same."""
+    return {name: (from_mgdl(value, units) if name in GLUCOSE_VALUED_METRICS else value)
+            for name, value in metrics.items()}
+
+
+def range_text(column: str, units: GlucoseUnits = "mg/dl") -> str:
+    """A time-in-ranges column's range with its unit: ``in_range_70_180`` -> "70-180 mg/dL" or
+    "3.9-10.0 mmol/L", ``below_70`` -> "<70 mg/dL" or "<3.9 mmol/L", ``above_250`` -> ">250"."""
+    lo, hi = (None if bound is None else glucose_text(bound, units) for bound in RANGE_BOUNDS_MGDL[column])
+    text = f"<{hi}" if lo is None else f">{lo}" if hi is None else f"{lo}-{hi}"
+    return f"{text} {UNITS_LABEL[units]}"
 
 
 def gmi_percent(mean_mgdl: np.ndarray) -> np.ndarray:

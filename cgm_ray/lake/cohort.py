@@ -4,10 +4,13 @@ One task per patient bucket reads that bucket's files for the date window and co
 patient's metrics in place: the lake keeps a patient in a single bucket, so nothing is
 shuffled. The driver joins patient attributes and aggregates by any of them (median, IQR and
 the share of patients meeting each consensus target), and writes both back to the lake.
+The lake's copy is in mg/dL; ``summary_in_units`` and ``cohort_table`` give what a person
+asked to see, in mg/dL or mmol/L.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass
@@ -21,8 +24,9 @@ import pyarrow.parquet as pq
 
 from cgm_ray.errors import ConfigError
 from cgm_ray.glucose.grid import group_readings
-from cgm_ray.glucose.metrics import basic_metrics, glucose_metrics
+from cgm_ray.glucose.metrics import GLUCOSE_VALUED_METRICS, basic_metrics, glucose_metrics, range_text
 from cgm_ray.glucose.targets import CONSENSUS_TARGETS, data_sufficient
+from cgm_ray.glucose.units import UNITS_LABEL, GlucoseUnits, from_mgdl
 from cgm_ray.lake.store import COHORT_DIR, Lake
 from cgm_ray.lake.tasks import run_tasks
 
@@ -182,12 +186,33 @@ def _num(x: float) -> float | None:
     return round(float(x), 3) if np.isfinite(x) else None
 
 
+SUMMARY_DECIMALS = 3  # the summary's statistics, in mg/dL; one more in mmol/L, 18 times smaller
+
+
+def summary_in_units(summary: dict, units: GlucoseUnits) -> dict:
+    """A copy of ``summary`` (``cohort_summary``'s, mg/dL) as shown in ``units``: the median,
+    q25 and q75 of each of ``GLUCOSE_VALUED_METRICS`` converted (quantiles convert exactly),
+    percentages as they are, and ``glucose_units`` saying which units it holds."""
+    shown = copy.deepcopy(summary)
+    decimals = SUMMARY_DECIMALS + (units == "mmol")
+    for groups in shown["groups"].values():
+        for stats in groups.values():
+            for name, quantiles in stats["metrics"].items():
+                if name in GLUCOSE_VALUED_METRICS:
+                    quantiles.update({q: None if v is None else round(from_mgdl(v, units), decimals)
+                                      for q, v in quantiles.items()})
+    shown["glucose_units"] = UNITS_LABEL[units]
+    return shown
+
+
 COHORT_TABLE_COLUMNS = (("mean", "mean"), ("in_range_70_180", "TIR%"), ("below_70", "TBR%"),
                         ("above_180", "TAR%"), ("cv", "CV%"))
 
 
-def cohort_table(summary: dict) -> str:
-    """The cohort summary as a text table: one line per group, medians and % meeting targets."""
+def cohort_table(summary: dict, units: GlucoseUnits = "mg/dl") -> str:
+    """The cohort summary (``cohort_summary``'s, mg/dL) as a text table in ``units``: one line
+    per group, medians and % meeting targets, then a line saying the units and ranges."""
+    summary = summary_in_units(summary, units)
     head = f"{'group':<24} {'patients':>8} " + " ".join(f"{h:>7}" for _, h in COHORT_TABLE_COLUMNS)
     lines = [head + f" {'targets':>8}"]
     for column, groups in summary["groups"].items():
@@ -200,4 +225,6 @@ def cohort_table(summary: dict) -> str:
             met = stats["targets_met_percent"]["all"]
             lines.append(f"{label:<24} {stats['patients']:>8} " + " ".join(cells)
                          + (f" {met:>7.1f}%" if met is not None else f" {'-':>8}"))
+    lines.append(f"(mean glucose in {UNITS_LABEL[units]}; TIR {range_text('in_range_70_180', units)}, "
+                 f"TBR {range_text('below_70', units)}, TAR {range_text('above_180', units)})")
     return "\n".join(lines)

@@ -4,7 +4,9 @@ The layout follows the AGP Report v5 and the International Consensus on Time in 
 (Battelino et al., Diabetes Care 2019): header and data sufficiency, glucose statistics against
 the consensus targets, insulin and carbohydrate per day where treatments are known, the AGP
 (percentiles by time of day) and daily profiles. The tables are built once (``_tables``) and
-written to both formats, so HTML and PDF show the same numbers.
+written to both formats, so HTML and PDF show the same numbers. Everything is computed in
+mg/dL; a report in mmol/L converts at the last step (the glucose-valued statistics, the range
+labels, the axes), so both units show the same report.
 Figures use ``matplotlib.figure.Figure`` directly (Agg canvas, no pyplot state): thread-safe.
 Definitions: ``../shared/docs/cgm-domain.md`` section 3.
 """
@@ -25,32 +27,53 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
 from cgm_ray.errors import ConfigError
+from cgm_ray.glucose.episodes import EXTENDED_HYPO_MIN
 from cgm_ray.glucose.grid import INTER_GAP_MIN, NS_PER_DAY, NS_PER_MIN, day_grid, group_readings
 from cgm_ray.glucose.insulin_totals import MS_PER_DAY, DailyTotals
-from cgm_ray.glucose.metrics import agp_percentiles, glucose_metrics
+from cgm_ray.glucose.metrics import agp_percentiles, glucose_metrics, metrics_in_units, range_text
 from cgm_ray.glucose.targets import CONSENSUS_TARGETS, MIN_ACTIVE_PERCENT, MIN_DAYS, data_sufficient
+from cgm_ray.glucose.units import GLUCOSE_DECIMALS, UNITS_LABEL, GlucoseUnits, from_mgdl, glucose_text
 from cgm_ray.lake.treatments import Basal, Treatments, daily_insulin
 
 
 @dataclass(frozen=True)
 class Band:
-    """A glucose range of the time-in-ranges bar, with its AGP v5 colour."""
+    """A glucose range of the time-in-ranges bar, with its AGP v5 colour: from ``low_mgdl`` to
+    ``high_mgdl`` (None: open). An exclusive bound of a closed range is labelled one printed
+    step inside, as the AGP report does: above 180 up to 250 reads "181-250 mg/dL" or
+    "10.1-13.9 mmol/L"."""
 
     label: str
-    mgdl: str
+    low_mgdl: float | None
+    high_mgdl: float | None
     color: str
+    low_exclusive: bool = False
+    high_exclusive: bool = False
+
+    def text(self, units: GlucoseUnits) -> str:
+        """The range with its unit, e.g. ">250 mg/dL", "3.0-3.8 mmol/L"."""
+        low = None if self.low_mgdl is None else glucose_text(self.low_mgdl, units, int(self.low_exclusive))
+        high = (None if self.high_mgdl is None
+                else glucose_text(self.high_mgdl, units, -int(self.high_exclusive)))
+        bound = f"<{high}" if low is None else f">{low}" if high is None else f"{low}-{high}"
+        return f"{bound} {UNITS_LABEL[units]}"
 
 
 # The report's ranges and layout (the targets themselves are in cgm_ray.glucose.targets).
 TARGET_RANGE_MGDL = (70.0, 180.0)
-BANDS = (Band("Very high", ">250", "#E8743B"), Band("High", "181-250", "#F2C12E"),
-         Band("Target", "70-180", "#3BA55C"), Band("Low", "54-69", "#E5383B"),
-         Band("Very low", "<54", "#8E1B1B"))
-EPISODES = (("hypo_l1", "Level 1 hypoglycaemia (<70 mg/dL)"),
-            ("hypo_l2", "Level 2 hypoglycaemia (<54 mg/dL)"),
-            ("hypo_ext", "Extended hypoglycaemia (>120 min <70 mg/dL)"),
-            ("hyper_l1", "Level 1 hyperglycaemia (>180 mg/dL)"),
-            ("hyper_l2", "Level 2 hyperglycaemia (>250 mg/dL)"))
+BANDS = (Band("Very high", 250, None, "#E8743B"),
+         Band("High", 180, 250, "#F2C12E", low_exclusive=True),
+         Band("Target", 70, 180, "#3BA55C"),
+         Band("Low", 54, 70, "#E5383B", high_exclusive=True),
+         Band("Very low", None, 54, "#8E1B1B"))
+# Episode type -> (title, the time-in-ranges column whose range defines it).
+EPISODES = (("hypo_l1", "Level 1 hypoglycaemia", "below_70"),
+            ("hypo_l2", "Level 2 hypoglycaemia", "below_54"),
+            ("hypo_ext", "Extended hypoglycaemia", "below_70"),
+            ("hyper_l1", "Level 1 hyperglycaemia", "above_180"),
+            ("hyper_l2", "Level 2 hyperglycaemia", "above_250"))
+AGP_YTICKS_MGDL, DAILY_YTICKS_MGDL, Y_MIN_TOP_MGDL = (0, 54, 70, 180, 250, 350), (54, 70, 180, 250), 350.0
+MARK_INSET_MGDL = 12.0  # treatment marks: this far inside the bottom and the top of a daily panel
 DAILY_PANELS, DAILY_COLUMNS = 14, 7
 A4_PORTRAIT_IN, A4_LANDSCAPE_IN = (8.27, 11.69), (11.69, 8.27)
 PNG_DPI, TABLE_ROW_IN, TABLE_TITLE_IN, TITLE_IN = 110, 0.19, 0.42, 0.32
@@ -60,13 +83,15 @@ RESCUE_COLOR, CARBS_COLOR, BOLUS_COLOR = BANDS[3].color, "#B8860B", "#2166AC"
 
 @dataclass(frozen=True)
 class ReportFiles:
-    """The written report: HTML and PDF paths, the metrics shown (one value per name) and
-    the insulin and carbohydrate totals (None when no treatment is known in the period)."""
+    """The written report: HTML and PDF paths, the metrics shown (one value per name; the
+    glucose-valued ones in ``glucose_units``), the insulin and carbohydrate totals (None when
+    no treatment is known in the period) and the glucose units shown ("mg/dL" or "mmol/L")."""
 
     html: Path
     pdf: Path
     metrics: dict
     insulin: DailyTotals | None = None
+    glucose_units: str = "mg/dL"
 
 
 @dataclass(frozen=True)
@@ -95,13 +120,14 @@ class _PageTables:
 def render_report(patient_id: str, time_ns: np.ndarray, glucose_mgdl: np.ndarray,
                   out_dir: str | Path, attributes: Mapping[str, object] | None = None,
                   title: str = "Ambulatory glucose profile",
-                  treatments: Treatments | None = None) -> ReportFiles:
+                  treatments: Treatments | None = None, units: GlucoseUnits = "mg/dl") -> ReportFiles:
     """Write ``report-<id>.html`` (self-contained, embedded PNGs) and ``report-<id>.pdf`` (2 pages).
 
     ``time_ns``: UTC wall-clock ns since epoch, ``glucose_mgdl``: mg/dL (non-finite dropped).
     ``treatments``: what the patient did, if known (``cgm_ray.lake.treatments``); without any
-    in the report's days the report says so. ConfigError when the lengths differ or fewer than
-    2 distinct reading times remain.
+    in the report's days the report says so. ``units``: what the report shows glucose in
+    (statistics, range labels, axes); the maths stays in mg/dL. ConfigError when the lengths
+    differ or fewer than 2 distinct reading times remain.
     """
     if len(time_ns) != len(glucose_mgdl):
         raise ConfigError("time_ns", f"{len(time_ns)} times for {len(glucose_mgdl)} glucose values")
@@ -110,26 +136,27 @@ def render_report(patient_id: str, time_ns: np.ndarray, glucose_mgdl: np.ndarray
     if len(t) < 2 or t[0] == t[-1]:
         raise ConfigError(f"patient {patient_id!r}", "patient has no readings in the window")
     metrics = {name: np.asarray(v)[0].item() for name, v in glucose_metrics(readings).items()}
+    shown = metrics_in_units(metrics, units)
     insulin = daily_insulin(treatments, int(t[0]), int(t[-1])) if treatments is not None else None
-    tables, sufficiency, sufficient = _tables(patient_id, t, g, metrics, attributes or {},
-                                              treatments, insulin)
+    tables, sufficiency, sufficient = _tables(patient_id, t, g, shown, attributes or {},
+                                              treatments, insulin, units)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = "report-" + (re.sub(r"[^A-Za-z0-9._-]+", "_", patient_id).strip("._-") or "patient")
 
     tir, agp = Figure(figsize=(4.2, 3.0)), Figure(figsize=(9.0, 3.6))
-    _draw_tir(tir.add_subplot(), metrics)
-    _draw_agp(agp.add_subplot(), t, g)
-    page1 = _page_one(title, patient_id, tables, sufficiency, sufficient, metrics, t, g)
-    daily = _daily_figure(t, g, patient_id, treatments, insulin)
+    _draw_tir(tir.add_subplot(), metrics, units)
+    _draw_agp(agp.add_subplot(), t, g, units)
+    page1 = _page_one(title, patient_id, tables, sufficiency, sufficient, metrics, t, g, units)
+    daily = _daily_figure(t, g, patient_id, treatments, insulin, units)
     pdf_path = out / f"{stem}.pdf"
     with PdfPages(pdf_path, metadata={"Title": f"{title}: {patient_id}"}) as pdf:
         pdf.savefig(page1)
         pdf.savefig(daily)
     html_path = out / f"{stem}.html"
     html_path.write_text(_html(title, patient_id, tables, sufficiency, sufficient,
-                               [_png(tir), _png(agp), _png(daily)]), encoding="utf-8")
-    return ReportFiles(html_path, pdf_path, metrics, insulin)
+                               [_png(tir), _png(agp), _png(daily)], units), encoding="utf-8")
+    return ReportFiles(html_path, pdf_path, shown, insulin, UNITS_LABEL[units])
 
 
 def _fmt(value: object, spec: str, unit: str = "") -> str:
@@ -150,14 +177,18 @@ UNIT_SUFFIXES = (("_mgdl_per_u", "mg/dL per U", 0), ("_g_per_u", "g/U", 0),
                  ("_pct", "%", 0), ("_per_week", "a week", 1), ("_min", "min", 0))
 
 
-def _attribute_row(key: object, value: object) -> tuple[str, str]:
-    """An attribute as a (label, text) row: ``weight_kg`` 25.3219 -> ("Weight", "25.3 kg")."""
+def _attribute_row(key: object, value: object, units: GlucoseUnits = "mg/dl") -> tuple[str, str]:
+    """An attribute as a (label, text) row: ``weight_kg`` 25.3219 -> ("Weight", "25.3 kg");
+    a glucose-valued one (``_mgdl``, ``_mgdl_per_u``) in ``units``."""
     name = str(key)
     unit, decimals = "", None
     for suffix, suffix_unit, suffix_decimals in UNIT_SUFFIXES:
         if name.endswith(suffix):
             name, unit, decimals = name[: -len(suffix)], suffix_unit, suffix_decimals
             break
+    if unit.startswith("mg/dL") and isinstance(value, int | float) and not isinstance(value, bool):
+        value = from_mgdl(float(value), units)
+        unit, decimals = unit.replace("mg/dL", UNITS_LABEL[units]), GLUCOSE_DECIMALS[units]
     if isinstance(value, float) and not isinstance(value, bool):
         text = "n/a" if not np.isfinite(value) else (
             f"{value:,.{decimals}f}" if decimals is not None else f"{value:.3g}")
@@ -173,10 +204,10 @@ def _label(key: object) -> str:
 
 
 def _tables(patient_id: str, t: np.ndarray, g: np.ndarray, m: dict, attributes: Mapping[str, object],
-            treatments: Treatments | None = None, insulin: DailyTotals | None = None
-            ) -> tuple[_PageTables, str, bool]:
+            treatments: Treatments | None = None, insulin: DailyTotals | None = None,
+            units: GlucoseUnits = "mg/dl") -> tuple[_PageTables, str, bool]:
     """The tables (patient, statistics, targets, insulin, episodes if present) and the
-    sufficiency note.
+    sufficiency note; ``m`` holds the metrics as shown, glucose-valued ones in ``units``.
 
     Days of wear count one sampling interval after the last reading, so 14 days of readings every
     5 min from 00:00 to 23:55 are 14.0 days.
@@ -189,7 +220,7 @@ def _tables(patient_id: str, t: np.ndarray, g: np.ndarray, m: dict, attributes: 
                    f"{active:.1f} % CGM active (consensus: {MIN_DAYS} days "
                    f"with ≥ {MIN_ACTIVE_PERCENT:.0f} % of possible readings).")
     patient = [("Patient", patient_id),
-               *(_attribute_row(k, v) for k, v in attributes.items()),
+               *(_attribute_row(k, v, units) for k, v in attributes.items()),
                ("Report period", f"{_date(t[0])} to {_date(t[-1])}"),
                ("Days of wear", f"{days:.1f}"), ("Time CGM active", _fmt(active, ".1f", " %")),
                ("Readings", f"{len(g):,}")]
@@ -201,20 +232,21 @@ def _tables(patient_id: str, t: np.ndarray, g: np.ndarray, m: dict, attributes: 
             patient.append(("Hypo treatments", f"{rescue.sum():,} ({rescue.sum() / days:.1f} a day, "
                                                f"{treatments.carbs_g[rescue].sum():,.0f} g in all)"))
         patient.append(("Boluses", f"{bolus.sum():,} ({bolus.sum() / days:.1f} a day)"))
-    stats = [("Mean glucose", _fmt(m["mean"], ".0f", " mg/dL")),
+    glucose_spec, glucose_unit = f".{GLUCOSE_DECIMALS[units]}f", f" {UNITS_LABEL[units]}"
+    stats = [("Mean glucose", _fmt(m["mean"], glucose_spec, glucose_unit)),
              ("Glucose management indicator (GMI)", _fmt(m["gmi"], ".1f", " %")),
-             ("Standard deviation (SD)", _fmt(m["sd"], ".0f", " mg/dL")),
+             ("Standard deviation (SD)", _fmt(m["sd"], glucose_spec, glucose_unit)),
              ("Coefficient of variation (CV)", _fmt(m["cv"], ".1f", " %")),
              ("Glycemia risk index (GRI)", f"{_fmt(m['gri'], '.1f')} (zone {m['gri_zone']})"),
              ("Low / high blood glucose index",
               f"{_fmt(m['lbgi'], '.1f')} / {_fmt(m['hbgi'], '.1f')}"),
-             ("MAGE", _fmt(m["mage"], ".0f", " mg/dL"))]
-    targets = [(tg.label, _fmt(m[tg.column], ".1f", " %"), tg.text,
+             ("MAGE", _fmt(m["mage"], glucose_spec, glucose_unit))]
+    targets = [(tg.label_in(units), _fmt(m[tg.column], ".1f", " %"), tg.text,
                 "Met" if tg.met(m[tg.column]) else "Not met") for tg in CONSENSUS_TARGETS]
-    episodes = [(label, _fmt(m[f"episodes_{key}"], ".0f"),
+    episodes = [(_episode_label(key, title, column, units), _fmt(m[f"episodes_{key}"], ".0f"),
                  _fmt(m.get(f"episodes_{key}_per_day", np.nan), ".1f"),
                  _fmt(m.get(f"episodes_{key}_duration_min", np.nan), ".0f"))
-                for key, label in EPISODES if f"episodes_{key}" in m]
+                for key, title, column in EPISODES if f"episodes_{key}" in m]
     header = ("Episode", "Count", "Per day", "Mean duration (min)")
     tables = _PageTables(
         _Table("Patient", ("", ""), patient), _Table("Glucose statistics", ("", ""), stats),
@@ -222,6 +254,12 @@ def _tables(patient_id: str, t: np.ndarray, g: np.ndarray, m: dict, attributes: 
         _Table("Insulin and carbohydrate", ("", ""), _insulin_rows(treatments, insulin)),
         _Table("Episodes", header, episodes) if episodes else None)
     return tables, sufficiency, sufficient
+
+
+def _episode_label(key: str, title: str, column: str, units: GlucoseUnits) -> str:
+    """An episode type as the report names it: "Level 1 hypoglycaemia (<70 mg/dL)"."""
+    qualifier = f">{EXTENDED_HYPO_MIN:.0f} min " if key == "hypo_ext" else ""
+    return f"{title} ({qualifier}{range_text(column, units)})"
 
 
 def _insulin_rows(treatments: Treatments | None, insulin: DailyTotals | None
@@ -260,8 +298,9 @@ def _temp_count(basal: Basal, insulin: DailyTotals) -> int:
                       & (start < insulin.day_start_ms[-1] + MS_PER_DAY)))
 
 
-def _draw_tir(ax: Axes, m: dict) -> None:
-    """Time in ranges as one stacked bar (very low at the bottom), labels in the same order."""
+def _draw_tir(ax: Axes, m: dict, units: GlucoseUnits = "mg/dl") -> None:
+    """Time in ranges as one stacked bar (very low at the bottom), labels (in ``units``) in the
+    same order."""
     percents = [m["above_250"], m["above_180"] - m["above_250"], m["in_range_70_180"],
                 m["below_70"] - m["below_54"], m["below_54"]]
     tops = 100.0 - np.cumsum([0.0, *percents[:-1]])
@@ -269,42 +308,51 @@ def _draw_tir(ax: Axes, m: dict) -> None:
         ax.bar(0.12, pct, width=0.18, bottom=top - pct, color=band.color, edgecolor="white")
         y = 0.9 - 0.2 * i
         ax.plot(0.3, y, "s", color=band.color, transform=ax.transAxes, clip_on=False)
-        ax.text(0.34, y, f"{band.label} ({band.mgdl} mg/dL): {pct:.1f} %", va="center",
+        ax.text(0.34, y, f"{band.label} ({band.text(units)}): {pct:.1f} %", va="center",
                 fontsize=8, transform=ax.transAxes)
     ax.set(xlim=(0, 1), ylim=(0, 100), title="Time in ranges")
     ax.axis("off")
 
 
-def _draw_agp(ax: Axes, t: np.ndarray, g: np.ndarray) -> None:
-    """The AGP: median, 25-75 and 5-95 percentile bands by time of day, over the target range."""
-    minute, pct = agp_percentiles(day_grid(t, g))
-    hours = minute / 60.0
-    _target_band(ax)
+def _draw_agp(ax: Axes, t: np.ndarray, g: np.ndarray, units: GlucoseUnits = "mg/dl") -> None:
+    """The AGP: median, 25-75 and 5-95 percentile bands by time of day, over the target range;
+    glucose in ``units``."""
+    minute, pct_mgdl = agp_percentiles(day_grid(t, g))
+    pct, hours = from_mgdl(pct_mgdl, units), minute / 60.0
+    _target_band(ax, units)
     ax.fill_between(hours, pct[:, 0], pct[:, 4], color="#C6DBEF", label="5-95 %", lw=0)
     ax.fill_between(hours, pct[:, 1], pct[:, 3], color="#6BAED6", label="25-75 %", lw=0)
     ax.plot(hours, pct[:, 2], color="#08306B", lw=1.6, label="Median")
-    ax.set(xlim=(0, 24), ylim=(0, max(350.0, np.nanmax(pct) + 10)), ylabel="Glucose (mg/dL)",
+    ax.set(xlim=(0, 24), ylim=(0, from_mgdl(max(Y_MIN_TOP_MGDL, np.nanmax(pct_mgdl) + 10), units)),
+           ylabel=f"Glucose ({UNITS_LABEL[units]})",
            xticks=range(0, 25, 3), xticklabels=[f"{h:02d}:00" for h in range(0, 25, 3)],
-           yticks=[0, 54, 70, 180, 250, 350],
            title=f"Ambulatory glucose profile ({_days(t[-1] // NS_PER_DAY - t[0] // NS_PER_DAY + 1)}"
                  " pooled)")
+    _glucose_ticks(ax, AGP_YTICKS_MGDL, units)
     ax.legend(loc="upper left", fontsize=8, ncols=3, frameon=False)
 
 
-def _target_band(ax: Axes) -> None:
-    lo, hi = TARGET_RANGE_MGDL
+def _glucose_ticks(ax: Axes, ticks_mgdl: tuple[float, ...], units: GlucoseUnits) -> None:
+    """Y ticks at glucose thresholds, labelled as printed in ``units`` (70 -> "3.9")."""
+    ax.set_yticks([from_mgdl(float(y), units) for y in ticks_mgdl],
+                  [glucose_text(y, units) for y in ticks_mgdl])
+
+
+def _target_band(ax: Axes, units: GlucoseUnits = "mg/dl") -> None:
+    lo, hi = (from_mgdl(y, units) for y in TARGET_RANGE_MGDL)
     ax.axhspan(lo, hi, color="#3BA55C", alpha=0.12, lw=0)
     for y in (lo, hi):
         ax.axhline(y, color="#3BA55C", lw=0.8)
 
 
 def _daily_figure(t: np.ndarray, g: np.ndarray, patient_id: str,
-                  treatments: Treatments | None = None, insulin: DailyTotals | None = None) -> Figure:
+                  treatments: Treatments | None = None, insulin: DailyTotals | None = None,
+                  units: GlucoseUnits = "mg/dl") -> Figure:
     """The last 14 calendar days in full-width rows of 7, one panel per day, readings joined
     except across gaps > 45 min; days without readings keep their (empty) panel, so every
     row spans the page whatever the record's length. Known treatments are marked (hypo
     rescues and other carbohydrate as triangles at the bottom, boluses at the top) and each
-    day's insulin and carbohydrate totals written in its panel."""
+    day's insulin and carbohydrate totals written in its panel. Glucose in ``units``."""
     days = np.arange(t[0] // NS_PER_DAY, t[-1] // NS_PER_DAY + 1)[-DAILY_PANELS:]
     rows = -(-len(days) // DAILY_COLUMNS)
     width, height = A4_LANDSCAPE_IN
@@ -315,29 +363,31 @@ def _daily_figure(t: np.ndarray, g: np.ndarray, patient_id: str,
         _marks_legend(fig, treatments)
     axes = fig.subplots(rows, DAILY_COLUMNS, sharey=True, squeeze=False,
                         gridspec_kw={"wspace": 0.08, "hspace": 0.3})
-    ymax = max(350.0, float(g.max()) + 10)
-    lo, hi = TARGET_RANGE_MGDL
+    ymax = from_mgdl(max(Y_MIN_TOP_MGDL, float(g.max()) + 10), units)
+    lo, hi = (from_mgdl(y, units) for y in TARGET_RANGE_MGDL)
+    shown = from_mgdl(g, units)
     for k, ax in enumerate(axes.ravel()):
         day = days[0] + k
         keep = (t // NS_PER_DAY) == day
         hours = (t[keep] - day * NS_PER_DAY) / (60 * NS_PER_MIN)
-        gl = g[keep]
+        gl = shown[keep]
         gap = np.flatnonzero(np.diff(hours) * 60 > INTER_GAP_MIN) + 1
         hours, gl = np.insert(hours, gap, np.nan), np.insert(gl, gap, np.nan)
-        _target_band(ax)
+        _target_band(ax, units)
         ax.fill_between(hours, gl, hi, where=gl > hi, interpolate=True, color=BANDS[1].color, lw=0)
         ax.fill_between(hours, gl, lo, where=gl < lo, interpolate=True, color=BANDS[3].color, lw=0)
         ax.plot(hours, gl, color="#333333", lw=0.8)
         if treatments is not None:
-            _mark_treatments(ax, treatments, int(day), ymax)
+            _mark_treatments(ax, treatments, int(day), ymax, from_mgdl(MARK_INSET_MGDL, units))
         note = _day_totals(insulin, treatments, int(day))
         if note:
             ax.text(0.5, 0.935, note, transform=ax.transAxes, ha="center", va="top",
                     fontsize=6.5, color="#333333", parse_math=False)
         label = np.datetime64(int(day), "D").item().strftime("%a %d %b")
         ax.set_title(label, fontsize=9, color="#333333" if keep.any() else "#999999")
-        ax.set(xlim=(0, 24), ylim=(0, ymax), xticks=[0, 6, 12, 18, 24], yticks=[54, 70, 180, 250])
+        ax.set(xlim=(0, 24), ylim=(0, ymax), xticks=[0, 6, 12, 18, 24])
         ax.set_xticklabels(["", "06", "12", "18", ""])
+        _glucose_ticks(ax, DAILY_YTICKS_MGDL, units)
         ax.tick_params(labelsize=7)
     return fig
 
@@ -359,13 +409,14 @@ def _marks_legend(fig: Figure, treatments: Treatments) -> None:
                  color=color)
 
 
-def _mark_treatments(ax: Axes, treatments: Treatments, day: int, ymax: float) -> None:
-    """One day's treatments: carbohydrate at the bottom, boluses at the top of the panel."""
+def _mark_treatments(ax: Axes, treatments: Treatments, day: int, ymax: float, inset: float) -> None:
+    """One day's treatments: carbohydrate at the bottom, boluses at the top of the panel, each
+    ``inset`` (in the panel's glucose units) inside it."""
     today = (treatments.time_ns // NS_PER_DAY) == day
     at = (treatments.time_ns - day * NS_PER_DAY) / (60 * NS_PER_MIN)
     for which, marker, color, _ in _marks(treatments):
         shown = today & which
-        ax.plot(at[shown], np.full(shown.sum(), 12.0 if marker == "^" else ymax - 12.0), marker,
+        ax.plot(at[shown], np.full(shown.sum(), inset if marker == "^" else ymax - inset), marker,
                 color=color, ms=4)
 
 
@@ -383,7 +434,8 @@ def _day_totals(insulin: DailyTotals | None, treatments: Treatments | None, day:
 
 
 def _page_one(title: str, patient_id: str, tables: _PageTables, sufficiency: str,
-              sufficient: bool, m: dict, t: np.ndarray, g: np.ndarray) -> Figure:
+              sufficient: bool, m: dict, t: np.ndarray, g: np.ndarray,
+              units: GlucoseUnits = "mg/dl") -> Figure:
     """PDF page 1: header, sufficiency note, tables, time-in-ranges bar and the AGP.
 
     Left column: patient, then consensus targets; right column: glucose statistics and
@@ -411,12 +463,12 @@ def _page_one(title: str, patient_id: str, tables: _PageTables, sufficiency: str
     _draw_table(fig.add_subplot(grid[1, 0]), tables.targets)
     tir = fig.add_subplot(grid[1, 1])
     _below_title(tir)
-    _draw_tir(tir, m)
+    _draw_tir(tir, m, units)
     if tables.episodes:
         _draw_table(fig.add_subplot(grid[2, :]), tables.episodes)
     agp_ax = fig.add_subplot(grid[-1, :])
     _below_title(agp_ax)
-    _draw_agp(agp_ax, t, g)
+    _draw_agp(agp_ax, t, g, units)
     return fig
 
 
@@ -459,7 +511,7 @@ footer{font-size:.8em;color:#666}"""
 
 
 def _html(title: str, patient_id: str, tables: _PageTables, sufficiency: str, sufficient: bool,
-          pngs: list[str]) -> str:
+          pngs: list[str], units: GlucoseUnits = "mg/dl") -> str:
     """The self-contained HTML page: inline CSS, base64 PNGs, every text escaped."""
     e = html.escape
 
@@ -487,7 +539,7 @@ def _html(title: str, patient_id: str, tables: _PageTables, sufficiency: str, su
 replaced by temporary basal rates while they run (as Nightscout shows it).</p>
 <h2>Ambulatory glucose profile</h2>{img[1]}
 <p>Median, 25-75 % and 5-95 % of glucose by time of day, all days pooled; green: target range
-70-180 mg/dL.</p>
+{e(range_text("in_range_70_180", units))}.</p>
 <h2>Daily glucose profiles</h2>{img[2]}
 <footer>Targets: International Consensus on Time in Range (Battelino et al., Diabetes Care 2019) for
 adults with type 1 or type 2 diabetes; targets for older or high-risk patients are stricter. GMI:
