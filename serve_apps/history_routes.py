@@ -22,6 +22,7 @@ from fastapi.responses import Response
 from cgm_ray.errors import ConfigError
 from cgm_ray.glucose.profile import AGP_PERCENTILES, GlucoseProfile, glucose_profile
 from cgm_ray.glucose.targets import CONSENSUS_TARGETS
+from cgm_ray.glucose.units import GlucoseUnits, parse_units
 from cgm_ray.lake.report import render_report
 from cgm_ray.lake.store import Lake
 from cgm_ray.lake.treatments import lake_treatments
@@ -66,7 +67,8 @@ def _profile_json(profile: GlucoseProfile) -> dict:
     }
 
 
-def _render(lake_dir: str | None, patient_id: str, readings: PeriodReadings, fmt: str) -> bytes:
+def _render(lake_dir: str | None, patient_id: str, readings: PeriodReadings, fmt: str,
+            units: GlucoseUnits) -> bytes:
     """The report of ``readings`` (with the lake's treatments and attributes), as ``fmt``."""
     try:
         lake = Lake(lake_dir) if lake_dir else None
@@ -77,7 +79,7 @@ def _render(lake_dir: str | None, patient_id: str, readings: PeriodReadings, fmt
     with tempfile.TemporaryDirectory(prefix="cgm-ray-report-") as out:
         files = render_report(patient_id, readings.series.ts_ms * 1_000_000,
                               readings.series.glucose_mgdl, out, attributes,
-                              treatments=treatments)
+                              treatments=treatments, units=units)
         return Path(files.html if fmt == "html" else files.pdf).read_bytes()
 
 
@@ -129,14 +131,21 @@ class History(IngressBase):
              summary="The doctor's report (AGP report layout) over a period, as HTML or PDF")
     async def report(self, patient_id: str, fmt: str, request: Request, days: float = DAYS,
                      end_ms: int | None = END_MS,
+                     units: str = Query("mg/dL", max_length=16, openapi_examples=example("mmol/L"),
+                                        description="mg/dL or mmol/L"),
                      key: str | None = Query(None, max_length=2048, openapi_examples=example(""),
                                              description="a report key, for links")) -> Response:
         if fmt not in REPORT_MEDIA:
             raise HTTPProblem(404, "Not Found", f"no report format {fmt[:20]!r}: html or pdf")
+        try:
+            glucose_units = parse_units(units, "units")
+        except ConfigError as exc:
+            raise HTTPProblem(422, "Unprocessable Entity", str(exc)) from None
         principal = self._report_principal(key) if key else self._principal(request)
         await self._check_read(principal, patient_id)
         readings = await self._period_readings(patient_id, self._period(days, end_ms))
-        body = await asyncio.to_thread(_render, self.config.lake_dir, patient_id, readings, fmt)
+        body = await asyncio.to_thread(_render, self.config.lake_dir, patient_id, readings, fmt,
+                                       glucose_units)
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", patient_id)[:80] or "patient"
         return Response(body, media_type=REPORT_MEDIA[fmt], headers={
             "content-security-policy": REPORT_CSP, "x-content-type-options": "nosniff",

@@ -118,6 +118,12 @@ def test_a_report_opens_from_a_short_lived_key_for_reports_only(url):
     pdf = requests.get(f"{url}/api/v2/patients/h1/report.pdf", params={"key": key["key"], "days": 3},
                        timeout=120)
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    mmol = requests.get(f"{url}/api/v2/patients/h1/report.html",
+                        params={"key": key["key"], "units": "mmol/L"}, timeout=120)
+    assert mmol.status_code == 200 and "3.9-10.0 mmol/L" in mmol.text
+    bad = requests.get(f"{url}/api/v2/patients/h1/report.html",
+                       params={"key": key["key"], "units": "mg"}, timeout=30)
+    assert bad.status_code == 422 and "units" in bad.text
     # the key opens reports only, of the patients its holder may read
     assert requests.get(f"{url}/api/v2/patients/h1/latest", params={"token": key["key"]},
                         timeout=30).status_code == 401

@@ -208,6 +208,7 @@ def test_the_history_view_shows_the_period_agp_days_and_the_report(url, browser)
     units = Select(browser.find_element(By.ID, "units"))
     units.select_by_value("mmol")
     _text(browser, "history-panel", "mmol/L")
+    assert "units=mmol%2FL" in browser.find_element(By.ID, "report-pdf").get_attribute("href")
     units.select_by_value("mg/dl")  # the choice outlives the page: back to the default
     browser.execute_script("document.getElementById('history').scrollIntoView()")
     _shots(browser, "history")

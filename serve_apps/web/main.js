@@ -6,6 +6,7 @@ import {hideCohort, showCohort} from "./clinician.js";
 import {hideFollowed, repaintFollowed, showFollowed} from "./followed.js";
 import {wireHistoryView} from "./history.js";
 import {hidePatient, rerender, showPatient, wirePatientView} from "./patient.js";
+import {repaintReportLinks} from "./reports.js";
 import {setUnits, settings} from "./units.js";
 
 function tokenFromLink() {
@@ -71,6 +72,7 @@ function start() {
     setUnits($("units").value);
     rerender();
     repaintFollowed();
+    repaintReportLinks();
   });
   $("sign-in-form").addEventListener("submit", (event) => {
     event.preventDefault();

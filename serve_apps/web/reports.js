@@ -2,6 +2,7 @@
 // header, so its link carries a report key: it opens reports only and lasts 10 minutes. Keys
 // are renewed every 4 minutes while links are on screen, so a link on screen always works.
 import {api, patientPath, session} from "./api.js";
+import {unitLabel} from "./units.js";
 
 const RENEW_MS = 4 * 60e3;
 const key = {value: null, token: null, fetched: 0, timer: null};
@@ -15,8 +16,10 @@ async function reportKey() {
   return key.value;
 }
 
+// The report in the units chosen on this page (links are repainted when they change).
 export const reportUrl = (patient, format, days, keyValue) =>
-  patientPath(patient, `report.${format}?days=${days}&key=${encodeURIComponent(keyValue)}`);
+  patientPath(patient, `report.${format}?days=${days}&units=${encodeURIComponent(unitLabel())}` +
+    `&key=${encodeURIComponent(keyValue)}`);
 
 // Calls ``paint(key)`` now and after each renewal, until ``forget(paint)``.
 export async function withReportKey(paint) {
@@ -31,6 +34,11 @@ export async function withReportKey(paint) {
       } catch (err) { /* signed out or offline: the links stay as they are */ }
     }, RENEW_MS);
   }
+}
+
+// Report links on screen painted again (after the units change).
+export function repaintReportLinks() {
+  if (key.value) shown.forEach((paint) => paint(key.value));
 }
 
 export function forget(paint) {
