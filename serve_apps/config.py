@@ -44,7 +44,16 @@ class IngestConfig(Strict):
         "accelerated fleets whose timestamps are not the wall clock's")
     timer_period_s: float = Field(10.0, gt=0, description="signal-loss checks and segment rolls")
     api_secret_env: str = Field("API_SECRET", description="environment variable holding the secret")
-    rate_limit_per_s: float = Field(200.0, gt=0, description="requests/s per credential (burst 2x)")
+    rate_limit_per_s: float = Field(1000.0, gt=0, description=(
+        "requests/s per credential and ingress replica (burst 2x): above what a replica serves "
+        "(about 1,000 single readings/s), so a site secret shared by every uploader is a guard "
+        "against a runaway client, not a cap on the deployment"))
+    patient_rate_limit_per_s: float = Field(1.0, gt=0, description=(
+        "writes/s per patient and ingress replica, for requests about one patient (a phone's "
+        "upload; batches of several patients count against their credential only)"))
+    patient_rate_limit_burst: float = Field(30.0, ge=1, description=(
+        "writes a patient may send at once: a Loop cycle is 3-4, a backfill after lost signal "
+        "more"))
     site_name: str = "cgm-ray"
     units: GlucoseUnits = Field("mg/dl", description="display units of the Nightscout routes "
                                 "(status.json, profiles, properties): 'mg/dl' or 'mmol'")

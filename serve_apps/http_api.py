@@ -22,14 +22,17 @@ api = FastAPI(title="cgm-ray ingest", version=__version__,
 class HTTPProblem(Exception):
     """An error answered as JSON with a reason (never a 500)."""
 
-    def __init__(self, status: int, message: str, description: str) -> None:
+    def __init__(self, status: int, message: str, description: str,
+                 headers: dict[str, str] | None = None) -> None:
         self.status, self.message, self.description = status, message, description
+        self.headers = headers
 
 
 @api.exception_handler(HTTPProblem)
 async def _problem(request: Request, exc: HTTPProblem) -> JSONResponse:
     return JSONResponse({"status": exc.status, "message": exc.message,
-                         "description": exc.description}, status_code=exc.status)
+                         "description": exc.description}, status_code=exc.status,
+                        headers=exc.headers)
 
 
 def example(value: int | str) -> dict:

@@ -24,7 +24,7 @@ from serve_apps.batching import write_coalesced
 from serve_apps.config import IngestConfig
 from serve_apps.http_api import HTTPProblem, bearer
 from serve_apps.nightscout.documents import Document, normalise
-from serve_apps.rate_limit import TokenBucket
+from serve_apps.rate_limit import TokenBucket, retry_after_s
 from serve_apps.replies import PartitionWrite, Rejection, WriteCounts
 from serve_apps.telemetry import IngressTelemetry
 from serve_apps.validation import (
@@ -35,6 +35,8 @@ from serve_apps.validation import (
     check_readings,
     entries_table,
 )
+
+LEVELS_PERIOD_S = 1.0  # how often the rate limits' levels go to the metrics
 
 
 def now_ms() -> int:
@@ -50,7 +52,12 @@ class IngressBase:
         self.config = IngestConfig(**config)
         self.auth = Authenticator(os.environ.get(self.config.api_secret_env) or None)
         self.limiter = TokenBucket(self.config.rate_limit_per_s)
+        self.patient_limiter = TokenBucket(self.config.patient_rate_limit_per_s,
+                                           self.config.patient_rate_limit_burst)
         self.telemetry = IngressTelemetry()
+        self.telemetry.rate_limits({"credential": self.config.rate_limit_per_s,
+                                    "patient": self.config.patient_rate_limit_per_s})
+        self._levels_seen_s = 0.0
 
     # -- helpers -----------------------------------------------------------------------
     def _partition(self, patient_id: str) -> DeploymentHandle:
@@ -64,11 +71,26 @@ class IngressBase:
         except AuthError as exc:
             self.telemetry.rejected.inc(1, {"status": "401"})
             raise HTTPProblem(401, "Unauthorized", str(exc)) from None
-        if not self.limiter.take(principal.name):
-            self.telemetry.rejected.inc(1, {"status": "429"})
-            raise HTTPProblem(429, "Too Many Requests",
-                              f"more than {self.config.rate_limit_per_s:g} requests/s")
+        if wait_s := self.limiter.take(principal.name):
+            raise self._too_many("this credential", self.config.rate_limit_per_s, wait_s)
+        now_s = time.monotonic()
+        if now_s - self._levels_seen_s >= LEVELS_PERIOD_S:
+            self._levels_seen_s = now_s
+            self.telemetry.rate_levels("credential", self.limiter.levels())
+            self.telemetry.rate_levels("patient", self.patient_limiter.levels())
         return principal
+
+    def _take_patient(self, patient_id: str) -> None:
+        """429 when ``patient_id``'s writes are over their rate (requests about one patient)."""
+        if wait_s := self.patient_limiter.take(patient_id):
+            raise self._too_many(f"patient {patient_id!r}", self.config.patient_rate_limit_per_s,
+                                 wait_s)
+
+    def _too_many(self, who: str, rate_per_s: float, wait_s: float) -> HTTPProblem:
+        self.telemetry.rejected.inc(1, {"status": "429"})
+        return HTTPProblem(429, "Too Many Requests",
+                           f"{who}: more than {rate_per_s:g} requests/s; retry after {wait_s:.1f} s",
+                           {"retry-after": retry_after_s(wait_s)})
 
     async def _body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length", "")
@@ -166,6 +188,7 @@ class IngressBase:
         """Store documents; 503 (retry) if the log could not make them durable."""
         if not docs:
             return []
+        self._take_patient(patient_id)
         try:
             return await self._partition(patient_id).put_documents.remote(patient_id, docs)
         except Exception as exc:  # the partition rolled back: nothing was acknowledged
@@ -185,8 +208,10 @@ class IngressBase:
         self.telemetry.rejected.inc(1, {"status": str(rejection.status)})
         return HTTPProblem(rejection.status, rejection.phrase, rejection.reason)
 
-    async def _store(self, data: pa.Table | ReadingBatch, principal: Principal) -> WriteCounts:
-        """Validate and authorise one request's readings, then write them (coalesced)."""
+    async def _store(self, data: pa.Table | ReadingBatch, principal: Principal,
+                     limit_patient: bool = True) -> WriteCounts:
+        """Validate and authorise one request's readings, then write them (coalesced); a
+        request about one patient takes a token of that patient's rate limit."""
         now = now_ms()
         try:
             table = check_readings(data, now, self.config.max_future_skew_s,
@@ -194,8 +219,11 @@ class IngressBase:
         except InvalidReadings as exc:
             self.telemetry.rejected.inc(1, {"status": "422"})
             raise HTTPProblem(422, "Unprocessable Entity", str(exc)) from None
-        for pid in pc.unique(table.column("patient_id")).to_pylist():
+        patients = pc.unique(table.column("patient_id")).to_pylist()
+        for pid in patients:
             self._check_write(principal, pid)
+        if limit_patient and len(patients) == 1:
+            self._take_patient(patients[0])
         started = time.perf_counter()
         result = await self._write(table)
         self.telemetry.latency.observe((time.perf_counter() - started) * 1000, {"route": "write"})
@@ -225,7 +253,7 @@ class IngressBase:
         reach the caller wrapped in Ray's error types).
         """
         try:
-            return await self._store(table, Principal("admin", "*"))
+            return await self._store(table, Principal("admin", "*"), limit_patient=False)
         except HTTPProblem as exc:
             return Rejection(exc.status, exc.description)
 

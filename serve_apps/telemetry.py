@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ray.util import metrics
 
+from serve_apps.rate_limit import BucketLevels
+
 LATENCY_BOUNDARIES_MS = [0.5, 1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 5000]
 
 
@@ -41,3 +43,22 @@ class IngressTelemetry:
                                          "time to make a request's readings durable",
                                          LATENCY_BOUNDARIES_MS,
                                          ("route",))
+
+    def rate_limits(self, per_s: dict[str, float]) -> None:
+        """The configured limit of each scope (``credential``, ``patient``), requests/s."""
+        self._limit = metrics.Gauge("cgm_ingest_rate_limit_per_s",
+                                    "rate limit of each scope, requests/s per key", ("scope",))
+        self._keys = metrics.Gauge("cgm_ingest_rate_limit_keys",
+                                   "keys with a bucket in use, and those empty (getting 429)",
+                                   ("scope", "state"))
+        self._lowest = metrics.Gauge("cgm_ingest_rate_limit_lowest_fraction",
+                                     "the lowest bucket level as a fraction of its burst",
+                                     ("scope",))
+        for scope, rate in per_s.items():
+            self._limit.set(rate, {"scope": scope})
+
+    def rate_levels(self, scope: str, levels: BucketLevels) -> None:
+        """The current level of one scope's buckets."""
+        self._keys.set(levels.keys, {"scope": scope, "state": "tracked"})
+        self._keys.set(levels.empty, {"scope": scope, "state": "empty"})
+        self._lowest.set(levels.lowest_fraction, {"scope": scope})

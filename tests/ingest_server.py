@@ -46,6 +46,8 @@ def ingest_server(tmp: Path, **config):
         serve.run(build({"data_dir": str(tmp / "ingest"), "landing_dir": str(tmp / "landing"),
                          "documents_landing_dir": str(tmp / "documents"),
                          "lake_dir": str(tmp / "lake"),
+                         # tests post far faster than a device; test_rate_limits.py keeps it
+                         "patient_rate_limit_per_s": 1e6,
                          "timer_period_s": 1.0, **config}), name="ingest", route_prefix="/")
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -130,7 +130,8 @@ def start_ingest_api(config: DemoConfig, out: Path, address: str | None) -> tupl
         "landing_dir": str(out / "lake" / "landing" / "ingest"),
         "documents_landing_dir": str(out / "lake" / "landing" / "documents"),
         "lake_dir": str(out / "lake"),
-        "signal_loss_clock": "readings"})  # the fleet's clock runs ahead of the wall's
+        # the fleet's clock runs ahead of the wall's: signal loss and device rates by its clock
+        "signal_loss_clock": "readings", "patient_rate_limit_per_s": 1e6})
     return api, dashboard
 
 

@@ -31,7 +31,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = start_ingest(args.host, args.port, {
         "partitions": args.partitions, "data_dir": args.data_dir,
         "landing_dir": args.landing_dir, "documents_landing_dir": args.documents_landing_dir,
-        "units": args.units, "lake_dir": args.lake}, args.proxy, args.address)
+        "units": args.units, "lake_dir": args.lake, "rate_limit_per_s": args.rate_limit,
+        "patient_rate_limit_per_s": args.patient_rate_limit}, args.proxy, args.address)
     print(f"cgm-ray ingest listening on {url} (OpenAPI docs: {url}/docs); Ctrl-C stops it",
           flush=True)
     done = threading.Event()
@@ -77,6 +78,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--lake", default="out/lake",
                        help="the lake whose readings the web app's history, reports and cohort "
                        "panel show before the hot ones")
+    serve.add_argument("--rate-limit", type=float, default=1000.0, metavar="PER_S",
+                       help="requests/s per credential and ingress replica (burst 2x)")
+    serve.add_argument("--patient-rate-limit", type=float, default=1.0, metavar="PER_S",
+                       help="writes/s per patient for requests about one patient (burst 30)")
     serve.add_argument("--units", choices=["mg/dl", "mmol"], default="mg/dl",
                        help="display units of the Nightscout routes")
     serve.add_argument("--proxy", choices=sorted(PROXY_ENV), default="haproxy")
