@@ -10,8 +10,11 @@ and how busy the whole machine was: on a shared 2-core machine that says whether
 are limited by this service or by everything else running.
 ``--compare-proxies`` runs the single-reading test once per proxy mode, each with its own
 Ray instance (a subprocess: the mode is fixed when Ray starts), and prints them side by side.
+``--compare-trivial`` runs the same single-reading client against a trivial Serve endpoint
+(``benchmarks/trivial_serve.py``: parse the JSON, answer 200) and against the ingest, each in
+its own Ray, in the same proxy mode, and prints the ingest's requests/s as a ratio of Serve's.
 Usage: python benchmarks/bench_ingest.py [--proxy haproxy|python] [--seconds 10]
-       [--loads batched,singles] [--compare-proxies]
+       [--loads batched,singles] [--compare-proxies] [--compare-trivial]
 """
 
 from __future__ import annotations
@@ -256,6 +259,31 @@ def _compare_proxies(args: argparse.Namespace) -> None:
           f"p99 {ha['p99_ms']:.1f} vs {py['p99_ms']:.1f} ms")
 
 
+def _singles_json(args: argparse.Namespace, server: str) -> dict:
+    """The single-reading test against ``server`` (ingest or trivial) in its own Ray."""
+    out = subprocess.run([sys.executable, __file__, "--proxy", args.proxy, "--server", server,
+                          "--loads", "singles", "--seconds", str(args.seconds), "--partitions",
+                          str(args.partitions), "--concurrency", str(args.concurrency), "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(next(line for line in out.splitlines() if line.startswith('{"singles"')))
+
+
+def _compare_trivial(args: argparse.Namespace) -> None:
+    """The single-reading client against Serve alone, then against the ingest."""
+    trivial, ours = _singles_json(args, "trivial"), _singles_json(args, "ingest")
+    print(f"single-reading requests ({args.proxy} proxy, {args.concurrency} connections, "
+          f"{args.seconds:g} s each, {os.cpu_count()} cores shared with the client)")
+    print(f"{'server':<34} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>7} "
+          f"{'server CPU ms/req':>18}")
+    for label, r in (("trivial Serve endpoint", trivial), ("cgm-ray ingest", ours)):
+        s = r["singles"]
+        print(f"{label:<34} {s['requests_per_s']:>7,.0f} {s['p50_ms']:>7.1f} {s['p99_ms']:>7.1f} "
+              f"{s['errors']:>7} {r['server_cpu_ms_per_request']:>18.2f}")
+    ratio = ours["singles"]["requests_per_s"] / trivial["singles"]["requests_per_s"]
+    print(f"cgm-ray / trivial Serve: {ratio:.2f}x requests/s; alert latency POST->SSE p99 "
+          f"{ours['alerts']['p99_ms']:.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="an already running ingest (default: start one)")
@@ -270,20 +298,38 @@ def main() -> None:
                         help="comma-separated: batched (JSON and Arrow), singles (with alerts)")
     parser.add_argument("--compare-proxies", action="store_true",
                         help="run the single-reading test in both proxy modes and compare")
+    parser.add_argument("--compare-trivial", action="store_true",
+                        help="run the single-reading test against a trivial Serve endpoint "
+                        "and against the ingest, and print the ratio")
+    parser.add_argument("--server", choices=["ingest", "trivial"], default="ingest",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.compare_proxies:
         _compare_proxies(args)
         return
+    if args.compare_trivial:
+        _compare_trivial(args)
+        return
     loads = set(args.loads.split(","))
     data = tempfile.mkdtemp(prefix="cgm-bench-ingest-")
     url = args.url
-    if url is None:
+    if url is None and args.server == "trivial":
+        from trivial_serve import start_trivial  # this script's folder is on sys.path
+
+        from cgm_ray.cli.ray_runtime import init_ray
+        from serve_apps.local import use_proxy
+
+        use_proxy(args.proxy)
+        init_ray(None)
+        url = start_trivial("127.0.0.1", free_port())
+        loads = {"singles"}
+    elif url is None:
         os.environ["API_SECRET"] = SECRET
         url = start_ingest("127.0.0.1", free_port(), {
             "data_dir": f"{data}/ingest", "landing_dir": f"{data}/landing",
             "partitions": args.partitions, "ingress_replicas": args.ingress_replicas,
-            "rate_limit_per_s": 1e9}, args.proxy)
+            "rate_limit_per_s": 1e9, "patient_rate_limit_per_s": 1e9}, args.proxy)
     if not args.json:
         print(f"cgm-ray ingest benchmark against {url} ({args.proxy} proxy, "
               f"{args.partitions} partitions, {os.cpu_count()} cores shared with the load "
@@ -298,10 +344,13 @@ def main() -> None:
     if "singles" in loads:
         cpu0 = _cpu_snapshot()
         p1, q1 = _run(_singles, url, args.seconds, args.concurrency)
-        p2, q2 = _run(_alerts, url, args.seconds - 2)
-        singles, alerts = q1.get(timeout=args.seconds + 120), q2.get(timeout=args.seconds + 120)
+        alerts = {"sent": 0, "alerts": 0, "p50_ms": float("nan"), "p99_ms": float("nan")}
+        if args.server == "ingest":  # the trivial endpoint has no alerts to listen for
+            p2, q2 = _run(_alerts, url, args.seconds - 2)
+            alerts = q2.get(timeout=args.seconds + 120)
+            p2.join()
+        singles = q1.get(timeout=args.seconds + 120)
         p1.join()
-        p2.join()
         cpu1 = _cpu_snapshot()
         served = singles["requests_per_s"] * args.seconds + alerts["sent"] * 2
         cpu_ms = 1000 * (cpu1[0] - cpu0[0]) / max(served, 1)
