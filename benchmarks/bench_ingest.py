@@ -221,7 +221,8 @@ def _cpu_snapshot() -> tuple[float, int, int]:
         return False
 
     server = sum(ticks for pid, (_, cmd, ticks) in procs.items()
-                 if (cmd.startswith(b"ray::ServeReplica:ingest:") or b"/bin/haproxy" in cmd)
+                 if (cmd.startswith((b"ray::ServeReplica:ingest:", b"ray::ServeReplica:trivial:"))
+                     or b"/bin/haproxy" in cmd)
                  and ours(pid))
     jiffies = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = jiffies[3] + jiffies[4]

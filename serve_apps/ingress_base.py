@@ -19,6 +19,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from cgm_ray.sharding import shard_of
+from serve_apps.arrow_wire import to_ipc
 from serve_apps.auth import Authenticator, AuthError, Forbidden, Principal
 from serve_apps.batching import write_coalesced
 from serve_apps.config import IngestConfig
@@ -242,7 +243,7 @@ class IngressBase:
         return await write_coalesced(tables, len(self.partitions), self._send)
 
     async def _send(self, partition: int, table: pa.Table) -> PartitionWrite | Rejection:
-        return await self.partitions[partition].ingest.remote(table)
+        return await self.partitions[partition].ingest.remote(to_ipc(table))
 
     async def write_readings(self, table: pa.Table) -> WriteCounts | Rejection:
         """In-cluster writes through a deployment handle (the fleet's Serve sink).

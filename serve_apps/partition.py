@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import time
 
-import pyarrow as pa
 from ray import serve
 
+from serve_apps.arrow_wire import from_ipc
 from serve_apps.config import IngestConfig
 from serve_apps.glucose_period import GlucoseSeries
 from serve_apps.nightscout.documents import Document
@@ -35,8 +35,9 @@ class Partition:
         self.core = PartitionCore(index, IngestConfig(**config), IngestTelemetry(index))
         self._last_tick = 0.0
 
-    async def ingest(self, table: pa.Table) -> PartitionWrite | Rejection:
-        return await self.core.ingest(table)
+    async def ingest(self, batch_ipc: bytes) -> PartitionWrite | Rejection:
+        """A coalesced write, as ``serve_apps.arrow_wire`` sends it."""
+        return await self.core.ingest(from_ipc(batch_ipc))
 
     def entries(self, patient_id: str, count: int, since_ms: int | None,
                 until_ms: int | None) -> list[dict]:
