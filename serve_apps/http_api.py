@@ -2,21 +2,24 @@
 
 Routes are methods of the Serve ingress class and of its mixins (``serve_apps.ingress``,
 ``serve_apps.nightscout``), all registered on this one ``api``; an ``HTTPProblem`` raised
-anywhere is answered as JSON with a reason, never as a 500.
+anywhere is answered as JSON with a reason, never as a 500. The API's docs (``/docs``,
+``/redoc``) load Swagger UI and ReDoc from the app itself (``fastapi-offline``), not from a
+CDN, so they work on networks without internet.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ValidationError
 
 from cgm_ray import __version__
 
-api = FastAPI(title="cgm-ray ingest", version=__version__,
-              description="CGM readings in, alerts and history out; Nightscout v1 compatible. "
-              "Every request needs a credential: the header `api-secret: sha1hex(secret)`, "
-              "`?token=` or `Authorization: Bearer <token>`.")
+api = FastAPIOffline(title="cgm-ray ingest", version=__version__,
+                     description="CGM readings in, alerts and history out; Nightscout v1 "
+                     "compatible. Every request needs a credential: the header `api-secret: "
+                     "sha1hex(secret)`, `?token=` or `Authorization: Bearer <token>`.")
 
 
 class HTTPProblem(Exception):

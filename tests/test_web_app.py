@@ -47,7 +47,9 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                # no network beyond this machine, as in a hospital: nothing may need a CDN
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     try:
@@ -234,6 +236,15 @@ def test_the_page_is_served_with_a_strict_policy_and_etags(url):
         "text/javascript")
     assert requests.get(f"{url}/app/../ingress.py", timeout=30).status_code == 404
     assert requests.get(f"{url}/app/vendor/uPlot-LICENSE", timeout=30).status_code == 200
+
+
+def test_the_api_docs_render_with_no_network_beyond_this_machine(url, browser):
+    assert "https://" not in requests.get(f"{url}/docs", timeout=30).text  # no CDN asset
+    browser.get(f"{url}/docs")
+    WebDriverWait(browser, 30).until(
+        lambda d: "/api/v2/readings" in d.find_element(By.ID, "swagger-ui").text)
+    browser.get(f"{url}/redoc")
+    WebDriverWait(browser, 30).until(lambda d: "Store a batch of readings" in d.page_source)
 
 
 AXE = Path(__file__).resolve().parents[1] / ".node" / "node_modules" / "axe-core" / "axe.min.js"
