@@ -153,10 +153,14 @@ class History(IngressBase):
             "content-disposition": f'inline; filename="report-{stem}.{fmt}"'})
 
     def _report_principal(self, key: str) -> Principal:
+        """Whom a report key stands for, under that principal's rate limit."""
         try:
-            return self.auth.report_principal(key)
+            principal = self.auth.report_principal(key)
         except AuthError as exc:
             raise HTTPProblem(401, "Unauthorized", str(exc)) from None
+        if wait_s := self.limiter.take(principal.name):
+            raise self._too_many("this credential", self.config.rate_limit_per_s, wait_s)
+        return principal
 
     @api.get("/api/v2/cohorts/{cohort}/summary", responses=errors(401, 403, 422, 429),
              summary="A cohort's patients: consensus panel over a period (clinician)")

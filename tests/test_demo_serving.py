@@ -17,6 +17,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 LINK = re.compile(r"a (caregiver|clinician) of (\d+) patients.*?: (http://127\.0\.0\.1:\d+)/\?token=(\S+)")
+DASHBOARD = re.compile(r"Ray dashboard: (http://127\.0\.0\.1:\d+) \(sign in with the token in (\S+)")
 
 
 def test_keep_serving_prints_live_links_and_stops_on_ctrl_c(tmp_path):
@@ -27,16 +28,18 @@ def test_keep_serving_prints_live_links_and_stops_on_ctrl_c(tmp_path):
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)
     try:
-        links, lines = {}, []
+        links, dashboard, lines = {}, None, []
         deadline = time.monotonic() + 300
-        while len(links) < 2 and time.monotonic() < deadline:
+        while (len(links) < 2 or dashboard is None) and time.monotonic() < deadline:
             line = child.stdout.readline()
             if not line:
                 break
             lines.append(line)
             if m := LINK.search(line):
                 links[m[1]] = (int(m[2]), m[3], unquote(m[4]))
-        assert len(links) == 2, "".join(lines[-20:])
+            if m := DASHBOARD.search(line):
+                dashboard = (m[1], Path(m[2]))
+        assert len(links) == 2 and dashboard is not None, "".join(lines[-20:])
         n_followed, base, caregiver = links["caregiver"]
         n_clinic, _, clinician = links["clinician"]
         assert (n_followed, n_clinic) == (4, 12)
@@ -48,6 +51,16 @@ def test_keep_serving_prints_live_links_and_stops_on_ctrl_c(tmp_path):
                             headers={"Authorization": f"Bearer {clinician}"}).json()
         assert len(rows) == 12 and {r["source"] for r in rows} <= {"lake", "lake+hot"}
         assert all(23 <= r["hours"] <= 24 for r in rows)  # the lake's simulated day, ending now
+        # the dashboard, signed in with the local token (named, never printed), shows the app
+        dashboard_url, token_file = dashboard
+        token = token_file.read_text().strip()
+        assert token not in "".join(lines)
+        apps = requests.get(f"{dashboard_url}/api/serve/applications/", timeout=30,
+                            headers={"Authorization": f"Bearer {token}"})
+        assert apps.status_code == 200, apps.text
+        assert apps.json()["applications"]["ingest"]["status"] == "RUNNING"
+        assert requests.get(f"{dashboard_url}/api/serve/applications/",
+                            timeout=30).status_code in (401, 403)
         child.send_signal(signal.SIGINT)
         assert child.wait(timeout=120) == 0
     finally:

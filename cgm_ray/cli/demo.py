@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from cgm_ray.cli.ray_runtime import init_ray
+from cgm_ray.cli.ray_runtime import add_dashboard_option, init_ray, sign_in_hint
 from cgm_ray.client import admin_call
 from cgm_ray.config import Strict, read_mapping, validate
 from cgm_ray.errors import CgmRayError
@@ -119,12 +119,14 @@ class StageClock:
         return {**self.seconds, "total": round(time.perf_counter() - self.started, 2)}
 
 
-def start_ingest_api(config: DemoConfig, out: Path, address: str | None) -> tuple[str, str | None]:
-    """Ray (with its dashboard) and the ingest API on a free port: (API URL, dashboard URL)."""
+def start_ingest_api(config: DemoConfig, out: Path, address: str | None,
+                     dashboard: bool = True) -> tuple[str, str | None]:
+    """Ray (with its dashboard unless told not) and the ingest API on a free port: (API URL,
+    dashboard URL)."""
     from serve_apps.local import free_port, start_ingest, use_proxy
 
     use_proxy(config.ingest.proxy)
-    dashboard = init_ray(address, dashboard=True)
+    dashboard_url = init_ray(address, dashboard=dashboard)
     api = start_ingest("127.0.0.1", free_port(), {
         "partitions": config.ingest.partitions, "data_dir": str(out / "ingest"),
         "landing_dir": str(out / "lake" / "landing" / "ingest"),
@@ -132,7 +134,7 @@ def start_ingest_api(config: DemoConfig, out: Path, address: str | None) -> tupl
         "lake_dir": str(out / "lake"),
         # the fleet's clock runs ahead of the wall's: signal loss and device rates by its clock
         "signal_loss_clock": "readings", "patient_rate_limit_per_s": 1e6})
-    return api, dashboard
+    return api, dashboard_url
 
 
 def stream_fleet(config: DemoConfig, scenario: dict, api: str, lake_dir: Path) -> FleetReport:
@@ -200,7 +202,7 @@ def report_median_tir(lake: Lake, patients: pa.Table, out_dir: Path) -> dict[str
 
 def run_pipeline(config: DemoConfig, scenario_overrides: dict | None = None,
                  address: str | None = None,
-                 progress: Callable[[str], None] = print) -> DemoSummary:
+                 progress: Callable[[str], None] = print, dashboard: bool = True) -> DemoSummary:
     """Run the whole pipeline once, stage by stage, and return its summary."""
     import ray
     from ray import serve
@@ -217,9 +219,9 @@ def run_pipeline(config: DemoConfig, scenario_overrides: dict | None = None,
     we_started_ray = not ray.is_initialized()
     progress("[1/6] starting Ray and the ingest API (Ray Serve)")
     try:
-        api, dashboard = start_ingest_api(config, out, address)
-        progress(f"      API {api} (docs {api}/docs)" + (f", Ray dashboard {dashboard}"
-                                                            if dashboard else ""))
+        api, dashboard_url = start_ingest_api(config, out, address, dashboard)
+        progress(f"      API {api} (docs {api}/docs)" + (
+            f", Ray dashboard {dashboard_url} ({sign_in_hint()})" if dashboard_url else ""))
         clock.lap("start")
         n = scenario["patients"]["n"] if isinstance(scenario.get("patients"), dict) else "?"
         progress(f"[2/6] fleet: {n} virtual patients streaming into the ingest API")
@@ -246,7 +248,7 @@ def run_pipeline(config: DemoConfig, scenario_overrides: dict | None = None,
         readings_acked=fleet.readings_acked, lake_rows=etl.lake_rows,
         acked_equals_lake=etl.lake_rows == fleet.readings_acked, alerts_by_type=dict(alerts),
         cohort=cohort.summary, cohort_dir=cohort.location, lake=str(lake_dir), report=report,
-        api_url=api, dashboard_url=dashboard, seconds=clock.total(),
+        api_url=api, dashboard_url=dashboard_url, seconds=clock.total(),
         summary_file=str(out / "summary.json"),
         followed=cohort.patients.column("patient_id").to_pylist()[:WEB_FOLLOWED])
     (out / "summary.json").write_text(json.dumps(asdict(summary), indent=1))
@@ -310,19 +312,22 @@ def register_clinic(api_url: str, lake_dir: Path) -> list[str]:
     return clinic
 
 
-def keep_serving(config: DemoConfig, followed: list[str], address: str | None) -> None:
+def keep_serving(config: DemoConfig, followed: list[str], address: str | None,
+                 dashboard: bool = True) -> None:
     """Serve the demo's ingest again (its logs replayed, the lake behind its history) with the
     web app until Ctrl-C, with a caregiver's and a clinician's link."""
     import ray
     from ray import serve
 
     out = Path(config.out).resolve()
-    api, _ = start_ingest_api(config, out, address)
+    api, dashboard_url = start_ingest_api(config, out, address, dashboard)
     clinic = register_clinic(api, out / "lake")
     print(f"\nweb app, served until Ctrl-C:\n"
           f"  a caregiver of {len(followed)} patients: {web_link(api, 'caregiver', ','.join(followed))}\n"
           f"  a clinician of {len(clinic)} patients (cohort {CLINIC_COHORT}): "
-          f"{web_link(api, 'clinician', CLINIC_COHORT)}", flush=True)
+          f"{web_link(api, 'clinician', CLINIC_COHORT)}\n"
+          f"  API docs: {api}/docs" + (f"\n  Ray dashboard: {dashboard_url} ({sign_in_hint()})"
+                                       if dashboard_url else ""), flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
@@ -347,10 +352,10 @@ def cmd_demo(args) -> int:
         end_ms = int(time.time() // 300 * 300 * 1000)
         overrides["start"] = datetime.fromtimestamp(end_ms / 1000 - duration_min * 60, UTC) \
             .strftime("%Y-%m-%dT%H:%M:%SZ")
-    summary = run_pipeline(config, overrides, args.address)
+    summary = run_pipeline(config, overrides, args.address, dashboard=args.dashboard)
     print(json.dumps(asdict(summary)) if args.json else format_summary(summary))
     if args.keep_serving:
-        keep_serving(config, summary.followed, args.address)
+        keep_serving(config, summary.followed, args.address, args.dashboard)
     return 0
 
 
@@ -366,4 +371,5 @@ def add_commands(sub) -> None:
     demo.add_argument("--keep-serving", action="store_true",
                       help="simulate days ending now, then serve the ingest and its web app "
                       "(a caregiver's link is printed) until Ctrl-C")
+    add_dashboard_option(demo)
     demo.set_defaults(func=cmd_demo)

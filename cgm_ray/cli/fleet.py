@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from cgm_ray.cli.ray_runtime import init_ray
+from cgm_ray.cli.ray_runtime import add_dashboard_option, announce_dashboard, init_ray
 from cgm_ray.client import check_nightscout, check_target
 from cgm_ray.errors import ConfigError
 
@@ -59,7 +59,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     if args.speedup is not None:
         config = config.model_copy(update={"speedup": args.speedup})
     _check_sink_target(config)
-    init_ray(args.address)
+    announce_dashboard(init_ray(args.address, dashboard=args.dashboard))
     return _print_report(_run(config, args.quiet or args.json), args.json)
 
 
@@ -86,7 +86,7 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
         "shards": args.shards or "auto",
     })
     _check_sink_target(config)
-    init_ray(args.address)
+    announce_dashboard(init_ray(args.address, dashboard=args.dashboard))
     report = _run(config, args.quiet or args.json, max_wall_s=args.duration)
     if report.state == "stopped" and report.error is None:
         report.state = "finished"  # the wall-clock duration ran out, as asked
@@ -136,3 +136,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
         p.add_argument("--json", action="store_true", help="print one JSON report")
         p.add_argument("--quiet", action="store_true", help="no progress line")
+        add_dashboard_option(p)

@@ -8,17 +8,18 @@ import signal
 import sys
 import threading
 
-from cgm_ray.cli.ray_runtime import init_ray
+from cgm_ray.cli.ray_runtime import add_dashboard_option, announce_dashboard, init_ray
 from cgm_ray.errors import ConfigError
 from serve_apps.local import PROXY_ENV, Proxy, use_proxy
 from serve_apps.local import start_ingest as start_app
 
 
 def start_ingest(host: str, port: int, args: dict, proxy: Proxy = "haproxy",
-                 address: str | None = None) -> str:
-    """Select the proxy, start Ray (or join ``address``) and the ingest app; its base URL."""
+                 address: str | None = None, dashboard: bool = False) -> str:
+    """Select the proxy, start Ray (or join ``address``; with ``dashboard``, a local Ray's
+    dashboard, announced) and the ingest app; its base URL."""
     use_proxy(proxy)
-    init_ray(address)
+    announce_dashboard(init_ray(address, dashboard=dashboard))
     return start_app(host, port, args)
 
 
@@ -32,7 +33,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "partitions": args.partitions, "data_dir": args.data_dir,
         "landing_dir": args.landing_dir, "documents_landing_dir": args.documents_landing_dir,
         "units": args.units, "lake_dir": args.lake, "rate_limit_per_s": args.rate_limit,
-        "patient_rate_limit_per_s": args.patient_rate_limit}, args.proxy, args.address)
+        "patient_rate_limit_per_s": args.patient_rate_limit}, args.proxy, args.address,
+        args.dashboard)
     print(f"cgm-ray ingest listening on {url} (OpenAPI docs: {url}/docs); Ctrl-C stops it",
           flush=True)
     done = threading.Event()
@@ -86,6 +88,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        help="display units of the Nightscout routes")
     serve.add_argument("--proxy", choices=sorted(PROXY_ENV), default="haproxy")
     serve.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    add_dashboard_option(serve)
     serve.set_defaults(func=cmd_serve)
     token = sub.add_parser("token", help="make a role-scoped API token",
                            description=cmd_token.__doc__)
