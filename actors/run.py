@@ -16,6 +16,7 @@ import ray
 
 from actors.config import FleetConfig
 from actors.fleet import Fleet, FleetStatus
+from actors.run_series import RunSeries, write_report
 from cgm_ray.client import alerts_fired
 
 PROGRESS_EVERY_S = 1.0
@@ -52,6 +53,7 @@ class FleetReport:
     alerts_received: int  # alerts the ingest fired meanwhile (0 unless an http sink)
     documents_acked: int  # treatments, device status, profiles (a Nightscout sink; else 0)
     documents_failed: int
+    report_html: str | None = None  # the run over time (``actors.run_series``), if written
 
     @property
     def ok(self) -> bool:
@@ -89,18 +91,24 @@ class ProgressLine:
 
 
 def run_fleet(config: FleetConfig, progress: ProgressLine | None = None,
-              max_wall_s: float | None = None) -> FleetReport:
+              max_wall_s: float | None = None, report_dir: str | None = None,
+              title: str = "cgm-ray fleet run") -> FleetReport:
     """Run a fleet to completion (or ``max_wall_s`` of wall clock, or Ctrl-C), showing
-    ``progress`` as it goes. Ray must be initialised."""
+    ``progress`` as it goes, and with ``report_dir`` write the run over time there
+    (``report.html``, ``report.png``, ``series.json``). Ray must be initialised."""
     sink = config.sink
     http = sink.kind == "http"
     alerts_before = alerts_fired(sink.url, sink.secret_env) if http else 0
     fleet = Fleet(config).start()
     nodes = len(set(ray.get([shard.node_id.remote() for shard in fleet.shards])))
     every_s = progress.every_s if progress is not None else PROGRESS_EVERY_S
+    series = RunSeries()
     try:
         while True:
             status = fleet.wait(every_s)
+            if report_dir is not None and status.state != "starting":
+                series.sample(status, alerts_fired(sink.url, sink.secret_env) - alerts_before
+                              if http else 0)
             if progress is not None:
                 progress(status)
             if status.state in ("finished", "failed"):
@@ -115,7 +123,7 @@ def run_fleet(config: FleetConfig, progress: ProgressLine | None = None,
     latencies = np.concatenate([np.asarray(s.latency_ms, float) for s in status.shards] or [[]])
     p50, p95, p99 = ([float(v) for v in np.percentile(latencies, [50, 95, 99])]
                      if len(latencies) else [None] * 3)
-    return FleetReport(
+    report = FleetReport(
         state=status.state, error=status.error, sensors=status.sensors,
         shards=len(status.shards), nodes=nodes, simulated_min=status.minute,
         startup_s=round(status.startup_s, 3), duration_s=round(status.wall_s, 3),
@@ -127,3 +135,7 @@ def run_fleet(config: FleetConfig, progress: ProgressLine | None = None,
         alerts_received=alerts_fired(sink.url, sink.secret_env) - alerts_before if http else 0,
         documents_acked=status.documents_acked, documents_failed=status.documents_failed,
     )
+    if report_dir is not None:
+        series.sample(status, report.alerts_received)
+        report.report_html = str(write_report(series, report.as_dict(), report_dir, title))
+    return report

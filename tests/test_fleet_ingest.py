@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +48,18 @@ def test_unreachable_target_is_a_clear_error_not_a_hang(capsys):
                  "--target", f"http://127.0.0.1:{free_port()}"])
     assert code == 2 and time.monotonic() - started < 15
     assert "cannot reach" in capsys.readouterr().err
+
+
+def test_a_load_test_writes_the_run_over_time_beside_its_json(server, tmp_path, capsys):
+    url, _ = server
+    code = main(["loadtest", "--sensors", "40", "--speedup", "max", "--duration", "6",
+                 "--target", url, "--json", "--report", str(tmp_path / "report")])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and report["readings_acked"] > 0
+    page = Path(report["report_html"])
+    assert page == tmp_path / "report" / "report.html" and page.exists()
+    assert 'src="data:image/png;base64,' in page.read_text()  # the chart, embedded
+    assert (page.parent / "report.png").read_bytes().startswith(b"\x89PNG")
+    series = json.loads((page.parent / "series.json").read_text())
+    assert len(series["wall_s"]) >= 3 and series["acked"] == sorted(series["acked"])
+    assert series["acked"][-1] == report["readings_acked"]

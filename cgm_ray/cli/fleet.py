@@ -15,10 +15,12 @@ if TYPE_CHECKING:
     from actors.run import FleetReport
 
 
-def _run(config: FleetConfig, quiet: bool, max_wall_s: float | None = None) -> FleetReport:
+def _run(config: FleetConfig, args: argparse.Namespace, title: str,
+         max_wall_s: float | None = None) -> FleetReport:
     from actors.run import ProgressLine, run_fleet
 
-    return run_fleet(config, None if quiet else ProgressLine(), max_wall_s)
+    return run_fleet(config, None if args.quiet or args.json else ProgressLine(), max_wall_s,
+                     report_dir=args.report, title=title)
 
 
 def _print_report(report: FleetReport, as_json: bool) -> int:
@@ -39,6 +41,8 @@ def _print_report(report: FleetReport, as_json: bool) -> int:
                   f"{report.documents_acked:,}, failed {report.documents_failed:,}")
         if report.error:
             print(f"  error: {report.error}")
+        if report.report_html:
+            print(f"  the run over time: {report.report_html}")
     return 0 if report.ok else 1
 
 
@@ -60,7 +64,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         config = config.model_copy(update={"speedup": args.speedup})
     _check_sink_target(config)
     announce_dashboard(init_ray(args.address, dashboard=args.dashboard))
-    return _print_report(_run(config, args.quiet or args.json), args.json)
+    return _print_report(_run(config, args, f"cgm-ray fleet {args.config}"), args.json)
 
 
 def cmd_loadtest(args: argparse.Namespace) -> int:
@@ -87,7 +91,9 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     })
     _check_sink_target(config)
     announce_dashboard(init_ray(args.address, dashboard=args.dashboard))
-    report = _run(config, args.quiet or args.json, max_wall_s=args.duration)
+    report = _run(config, args, f"cgm-ray loadtest: {args.sensors:,} sensors, speed-up "
+                  f"{args.speedup}, {args.duration:g} s" + (f", {args.target}" if args.target else ""),
+                  max_wall_s=args.duration)
     if report.state == "stopped" and report.error is None:
         report.state = "finished"  # the wall-clock duration ran out, as asked
     return _print_report(report, args.json)
@@ -111,6 +117,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                            description=cmd_fleet.__doc__)
     fleet.add_argument("config", help="fleet config file (configs/fleet.yaml)")
     fleet.add_argument("--speedup", type=_speedup, help="override the config's speed-up")
+    fleet.add_argument("--report", default="out/fleet/report", metavar="DIR",
+                       help="where the run over time goes: report.html, report.png, series.json")
     fleet.set_defaults(func=cmd_fleet)
     load = sub.add_parser("loadtest", help="load-test with N virtual sensors",
                           description=cmd_loadtest.__doc__)
@@ -129,6 +137,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     load.add_argument("--sensor-model", default="dexcom_g6")
     load.add_argument("--shards", type=int, default=None, help="default: one per CPU")
     load.add_argument("--seed", type=int, default=0)
+    load.add_argument("--report", default="out/loadtest/report", metavar="DIR",
+                      help="where the run over time goes: report.html, report.png, series.json")
     load.add_argument("--titrate", action="store_true",
                       help="titrate each sampled patient's carb ratio first (slower start)")
     load.set_defaults(func=cmd_loadtest)
