@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from cgm_ray.cli.options import add_units_option
+from cgm_ray.cli.options import add_import_options, add_units_option
 from cgm_ray.cli.ray_runtime import init_ray
 from cgm_ray.errors import ConfigError
 from cgm_ray.fs import open_filesystem
@@ -132,16 +132,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_import_options(p: argparse.ArgumentParser) -> None:
-    """``--tz`` and ``--patient``: how ``--import`` files are read."""
-    p.add_argument("--tz", metavar="ZONE",
-                   help="IANA time zone of device-local times in the imports (Clarity, LibreView, "
-                        "OhioT1DM), e.g. Europe/Berlin; an offset in the file wins")
-    p.add_argument("--patient", metavar="ID",
-                   help="patient id of the imported readings and treatments (replaces ids in "
-                        "the files)")
-
-
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -173,7 +163,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     etl.add_argument("--import", dest="imports", action="append", default=[], metavar="PATH",
                      help="file or directory of CSV/JSON/NDJSON/Avro/Parquet/Arrow readings, or "
                           "of exports of Dexcom Clarity, LibreView, Tidepool, OhioT1DM, Nightscout")
-    add_import_options(etl)
+    add_import_options(etl, "without: device-local files are refused")
     etl.add_argument("--patients", action="append", default=[], metavar="PATH",
                      help="patient attribute table (Parquet/CSV/JSON lines with patient_id)")
     etl.add_argument("--compact", action="store_true",

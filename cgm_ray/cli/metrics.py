@@ -27,7 +27,7 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from cgm_ray.cli.options import add_units_option
+from cgm_ray.cli.options import add_import_options, add_units_option
 from cgm_ray.errors import ConfigError
 from cgm_ray.glucose.grid import Readings, group_readings
 from cgm_ray.glucose.metrics import glucose_metrics, metrics_in_units
@@ -191,10 +191,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     metrics.add_argument("input", help="CSV/Parquet/JSON with columns id, time, gl (mg/dL), or a "
                                        "Clarity, LibreView, Tidepool, OhioT1DM or Nightscout export")
     metrics.add_argument("--out", required=True, help="output .csv, .parquet or .json")
-    metrics.add_argument("--tz", metavar="ZONE",
-                         help="IANA time zone of an export's device-local times, e.g. Europe/Berlin "
-                              "(default: keep them as wall-clock times)")
-    metrics.add_argument("--patient", metavar="ID", help="subject id of an export's readings")
+    add_import_options(metrics, "without: kept as wall-clock times")
     add_units_option(metrics, "glucose-valued metrics (mean, median, SD, MAGE, MODD, CONGA)")
     metrics.set_defaults(func=cmd_metrics)
 

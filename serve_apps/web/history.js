@@ -4,6 +4,7 @@
 import {$, api, patientPath} from "./api.js";
 import {forget, reportUrl, withReportKey} from "./reports.js";
 import {targetBand} from "./charts.js";
+import {redrawAfterResize, toggleGroup} from "./controls.js";
 import {display, scale, unitLabel} from "./units.js";
 
 const TZ = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
@@ -138,18 +139,10 @@ export function rerenderHistory() {
 }
 
 export function wireHistoryView() {
-  document.querySelectorAll(".period button").forEach((button) => {
-    button.addEventListener("click", () => {
-      view.days = Number(button.dataset.days);
-      document.querySelectorAll(".period button").forEach((b) =>
-        b.setAttribute("aria-pressed", String(b === button)));
-      if (view.patient) load();
-    });
+  toggleGroup(".period button", (button) => {
+    view.days = Number(button.dataset.days);
+    if (view.patient) load();
   });
   $("history-end").addEventListener("change", () => { if (view.patient) load(); });
-  let resizing = null;
-  window.addEventListener("resize", () => {
-    clearTimeout(resizing);
-    resizing = setTimeout(() => { if (view.profile) drawCharts(); }, 100);
-  });
+  redrawAfterResize(() => { if (view.profile) drawCharts(); });
 }

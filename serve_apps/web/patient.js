@@ -1,6 +1,7 @@
 // The patient view: the current value, its trend and age, a live chart and the alerts.
 import {$, api, patientEvents, patientPath} from "./api.js";
 import {TARGET_MGDL, targetBand} from "./charts.js";
+import {redrawAfterResize, toggleGroup} from "./controls.js";
 import {hideHistory, rerenderHistory, showHistory} from "./history.js";
 import {ARROWS, display, minutesAgo, scale, settings, unitLabel} from "./units.js";
 
@@ -176,13 +177,9 @@ export function rerender() {
 }
 
 export function wirePatientView() {
-  document.querySelectorAll(".ranges button").forEach((button) => {
-    button.addEventListener("click", () => {
-      view.hours = Number(button.dataset.hours);
-      document.querySelectorAll(".ranges button").forEach((b) =>
-        b.setAttribute("aria-pressed", String(b === button)));
-      renderChart();
-    });
+  toggleGroup(".ranges button", (button) => {
+    view.hours = Number(button.dataset.hours);
+    renderChart();
   });
   $("snooze").addEventListener("click", async () => { // silences every active alert, as Nightscout
     try {
@@ -197,9 +194,5 @@ export function wirePatientView() {
     }
   });
   setInterval(() => { if (view.patient) renderNow(); }, 15000);
-  let resizing = null;
-  window.addEventListener("resize", () => {
-    clearTimeout(resizing);
-    resizing = setTimeout(() => { if (view.chart) renderChart(); }, 100);
-  });
+  redrawAfterResize(() => { if (view.chart) renderChart(); });
 }
