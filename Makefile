@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean node-deps loop-deps browser-deps
+.PHONY: demo test lint bench clean node-deps loop-deps browser-deps monitor monitor-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,7 +73,21 @@ browser-deps:
 			chromium chromium-driver; \
 	else echo "browser-deps: not root, so no apt-get: the browser tests will skip"; fi
 
-test: $(STAMP) $(LOOP_STAMP) $(if $(HAVE_NODE),$(NODE_STAMPS)) browser-deps
+# Prometheus (Debian's prometheus package, Apache-2.0) for `cgm-ray monitor` and its test
+# (tests/test_monitoring.py); without root, that test skips and says why.
+monitor-deps:
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends prometheus; \
+	else echo "monitor-deps: not root, so no apt-get: the Prometheus test will skip"; fi
+
+# `make monitor` runs Prometheus over the local Ray until Ctrl-C; `make monitor MONITOR_ARGS=
+# "-- .venv/bin/cgm-ray serve"` runs a command under it and stops with the command.
+monitor: $(STAMP) monitor-deps
+	$(BIN)/cgm-ray monitor $(MONITOR_ARGS)
+
+test: $(STAMP) $(LOOP_STAMP) $(if $(HAVE_NODE),$(NODE_STAMPS)) browser-deps monitor-deps
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cgm_ray.monitoring.prometheus_config import RECORDING_RULES
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 
@@ -257,6 +259,17 @@ def test_every_cgm_metric_in_the_dashboard_is_defined_with_the_exported_name():
             assert hit is not None, (
                 f"{title}: ray_{exported} is no exported name of a metric the code defines "
                 f"(counters end in _total, histograms in _bucket/_sum/_count, gauges bare)")
+
+
+def test_the_monitors_recording_rules_read_only_metrics_the_code_defines():
+    defined = defined_metrics()
+    rules = yaml.safe_load(RECORDING_RULES.read_text())["groups"][0]["rules"]
+    for rule in rules:
+        refs = METRIC_REF.findall(rule["expr"])
+        assert refs, f"{rule['record']} reads no cgm metric"
+        for exported in refs:
+            assert split_exported(exported, defined) is not None, (
+                f"{rule['record']}: ray_{exported} is no exported name of a metric the code defines")
 
 
 def test_every_defined_metric_has_a_panel():

@@ -18,18 +18,16 @@ import pytest
 import requests
 
 from serve_apps.auth import Authenticator
+from tests.browser import chromium, needs_chromium
 from tests.ingest_server import ADMIN, SECRET, ingest_server
 
-webdriver = pytest.importorskip("selenium.webdriver")
+pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
-                                reason="Debian's chromium and chromium-driver are not installed "
-                                "(make browser-deps)")
+pytestmark = needs_chromium
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "out" / "screenshots"
 PHONE, DESKTOP = (390, 844), (1280, 900)
 MIN_MS = 60_000
@@ -43,19 +41,8 @@ def url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                # no network beyond this machine, as in a hospital: nothing may need a CDN
-                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()  # stops chromedriver and the browser it started
 
 
 def _token(role: str, subject: str) -> str:

@@ -9,6 +9,7 @@ from cgm_ray.cli.demo import add_commands as demo_commands
 from cgm_ray.cli.fleet import add_commands as fleet_commands
 from cgm_ray.cli.lake import add_commands as lake_commands
 from cgm_ray.cli.metrics import add_commands as metrics_commands
+from cgm_ray.cli.monitor import add_commands as monitor_commands
 from cgm_ray.cli.serve import add_commands as serve_commands
 from cgm_ray.cli.simulate import add_commands as simulate_commands
 from cgm_ray.cli.trial import add_commands as trial_commands
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     metrics_commands(sub)
     lake_commands(sub)
     demo_commands(sub)
+    monitor_commands(sub)
     return parser
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from cgm_ray.cli.ray_runtime import add_dashboard_option, init_ray, sign_in_hint
+from cgm_ray.cli.ray_runtime import DASHBOARD_PORT, add_dashboard_option, init_ray, sign_in_hint
 from cgm_ray.client import admin_call
 from cgm_ray.config import Strict, read_mapping, validate
 from cgm_ray.errors import CgmRayError
@@ -120,13 +120,13 @@ class StageClock:
 
 
 def start_ingest_api(config: DemoConfig, out: Path, address: str | None,
-                     dashboard: bool = True) -> tuple[str, str | None]:
-    """Ray (with its dashboard unless told not) and the ingest API on a free port: (API URL,
+                     dashboard_port: int | None = DASHBOARD_PORT) -> tuple[str, str | None]:
+    """Ray (with its dashboard on ``dashboard_port`` unless None) and the ingest API on a free port: (API URL,
     dashboard URL)."""
     from serve_apps.local import free_port, start_ingest, use_proxy
 
     use_proxy(config.ingest.proxy)
-    dashboard_url = init_ray(address, dashboard=dashboard)
+    dashboard_url = init_ray(address, dashboard_port)
     api = start_ingest("127.0.0.1", free_port(), {
         "partitions": config.ingest.partitions, "data_dir": str(out / "ingest"),
         "landing_dir": str(out / "lake" / "landing" / "ingest"),
@@ -202,7 +202,8 @@ def report_median_tir(lake: Lake, patients: pa.Table, out_dir: Path) -> dict[str
 
 def run_pipeline(config: DemoConfig, scenario_overrides: dict | None = None,
                  address: str | None = None,
-                 progress: Callable[[str], None] = print, dashboard: bool = True) -> DemoSummary:
+                 progress: Callable[[str], None] = print,
+                 dashboard_port: int | None = DASHBOARD_PORT) -> DemoSummary:
     """Run the whole pipeline once, stage by stage, and return its summary."""
     import ray
     from ray import serve
@@ -219,7 +220,7 @@ def run_pipeline(config: DemoConfig, scenario_overrides: dict | None = None,
     we_started_ray = not ray.is_initialized()
     progress("[1/6] starting Ray and the ingest API (Ray Serve)")
     try:
-        api, dashboard_url = start_ingest_api(config, out, address, dashboard)
+        api, dashboard_url = start_ingest_api(config, out, address, dashboard_port)
         progress(f"      API {api} (docs {api}/docs)" + (
             f", Ray dashboard {dashboard_url} ({sign_in_hint()})" if dashboard_url else ""))
         clock.lap("start")
@@ -313,14 +314,14 @@ def register_clinic(api_url: str, lake_dir: Path) -> list[str]:
 
 
 def keep_serving(config: DemoConfig, followed: list[str], address: str | None,
-                 dashboard: bool = True) -> None:
+                 dashboard_port: int | None = DASHBOARD_PORT) -> None:
     """Serve the demo's ingest again (its logs replayed, the lake behind its history) with the
     web app until Ctrl-C, with a caregiver's and a clinician's link."""
     import ray
     from ray import serve
 
     out = Path(config.out).resolve()
-    api, dashboard_url = start_ingest_api(config, out, address, dashboard)
+    api, dashboard_url = start_ingest_api(config, out, address, dashboard_port)
     clinic = register_clinic(api, out / "lake")
     print(f"\nweb app, served until Ctrl-C:\n"
           f"  a caregiver of {len(followed)} patients: {web_link(api, 'caregiver', ','.join(followed))}\n"
@@ -352,10 +353,10 @@ def cmd_demo(args) -> int:
         end_ms = int(time.time() // 300 * 300 * 1000)
         overrides["start"] = datetime.fromtimestamp(end_ms / 1000 - duration_min * 60, UTC) \
             .strftime("%Y-%m-%dT%H:%M:%SZ")
-    summary = run_pipeline(config, overrides, args.address, dashboard=args.dashboard)
+    summary = run_pipeline(config, overrides, args.address, dashboard_port=args.dashboard_port)
     print(json.dumps(asdict(summary)) if args.json else format_summary(summary))
     if args.keep_serving:
-        keep_serving(config, summary.followed, args.address, args.dashboard)
+        keep_serving(config, summary.followed, args.address, args.dashboard_port)
     return 0
 
 

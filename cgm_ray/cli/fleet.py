@@ -63,7 +63,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     if args.speedup is not None:
         config = config.model_copy(update={"speedup": args.speedup})
     _check_sink_target(config)
-    announce_dashboard(init_ray(args.address, dashboard=args.dashboard))
+    announce_dashboard(init_ray(args.address, args.dashboard_port))
     return _print_report(_run(config, args, f"cgm-ray fleet {args.config}"), args.json)
 
 
@@ -90,7 +90,7 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
         "shards": args.shards or "auto",
     })
     _check_sink_target(config)
-    announce_dashboard(init_ray(args.address, dashboard=args.dashboard))
+    announce_dashboard(init_ray(args.address, args.dashboard_port))
     report = _run(config, args, f"cgm-ray loadtest: {args.sensors:,} sensors, speed-up "
                   f"{args.speedup}, {args.duration:g} s" + (f", {args.target}" if args.target else ""),
                   max_wall_s=args.duration)

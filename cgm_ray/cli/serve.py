@@ -8,18 +8,18 @@ import signal
 import sys
 import threading
 
-from cgm_ray.cli.ray_runtime import add_dashboard_option, announce_dashboard, init_ray
+from cgm_ray.cli.ray_runtime import add_dashboard_option, announce_dashboard, init_ray, join_hint
 from cgm_ray.errors import ConfigError
 from serve_apps.local import PROXY_ENV, Proxy, use_proxy
 from serve_apps.local import start_ingest as start_app
 
 
 def start_ingest(host: str, port: int, args: dict, proxy: Proxy = "haproxy",
-                 address: str | None = None, dashboard: bool = False) -> str:
-    """Select the proxy, start Ray (or join ``address``; with ``dashboard``, a local Ray's
-    dashboard, announced) and the ingest app; its base URL."""
+                 address: str | None = None, dashboard_port: int | None = None) -> str:
+    """Select the proxy, start Ray (or join ``address``; with ``dashboard_port``, a local
+    Ray's dashboard there, announced) and the ingest app; its base URL."""
     use_proxy(proxy)
-    announce_dashboard(init_ray(address, dashboard=dashboard))
+    announce_dashboard(init_ray(address, dashboard_port))
     return start_app(host, port, args)
 
 
@@ -34,9 +34,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "landing_dir": args.landing_dir, "documents_landing_dir": args.documents_landing_dir,
         "units": args.units, "lake_dir": args.lake, "rate_limit_per_s": args.rate_limit,
         "patient_rate_limit_per_s": args.patient_rate_limit}, args.proxy, args.address,
-        args.dashboard)
+        args.dashboard_port)
+    import ray
+
     print(f"cgm-ray ingest listening on {url} (OpenAPI docs: {url}/docs); Ctrl-C stops it",
           flush=True)
+    address = ray.get_runtime_context().gcs_address
+    print(f"Ray at {address}; fleet and loadtest join it: {join_hint(address)}",
+          file=sys.stderr, flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
