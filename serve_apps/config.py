@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from cgm_ray.config import Strict
 from cgm_ray.glucose.units import GlucoseUnits
@@ -28,6 +28,11 @@ class IngestConfig(Strict):
         "it touches, so one is fastest on 2 cores: add partitions with cores and sensors"))
     ingress_replicas: int = Field(1, ge=1, le=256, description="stateless ingress replicas "
                                   "(a serve config's autoscaling_config overrides this)")
+    colocate_partition: bool | None = Field(None, validate_default=True, description=(
+        "run the partition inside the ingress replica (no partition deployment): a write "
+        "then costs no handle call, serialisation or second replica. Needs "
+        "partitions = 1 and ingress_replicas = 1 (the replica holds the log: it must not be "
+        "autoscaled); None: on exactly then"))
     hot_readings: int = Field(288, ge=12, le=20_000, description="recent readings kept per sensor")
     auto_register: bool = Field(True, description="register unknown sensors on first reading")
     max_body_bytes: int = Field(8 << 20, ge=1024, description="largest request body accepted")
@@ -58,3 +63,15 @@ class IngestConfig(Strict):
     units: GlucoseUnits = Field("mg/dl", description="display units of the Nightscout routes "
                                 "(status.json, profiles, properties): 'mg/dl' or 'mmol'")
     default_patient: str = Field("default", description="patient of the API-secret Nightscout routes")
+
+    @field_validator("colocate_partition")
+    @classmethod
+    def _one_partition_one_replica(cls, value: bool | None, info: ValidationInfo) -> bool:
+        """Resolve the default, and refuse a co-location that would split a partition's
+        state: each ingress replica would open the same log, or hold only one partition."""
+        alone = info.data.get("partitions") == 1 and info.data.get("ingress_replicas") == 1
+        if value and not alone:
+            raise ValueError("a partition co-located with the ingress needs partitions = 1 and "
+                             f"ingress_replicas = 1 (got {info.data.get('partitions')} and "
+                             f"{info.data.get('ingress_replicas')})")
+        return alone if value is None else value

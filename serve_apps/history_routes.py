@@ -88,7 +88,7 @@ class History(IngressBase):
     and ``/api/v2/cohorts/{cohort}/summary``."""
 
     async def _period_readings(self, patient_id: str, period: Period) -> PeriodReadings:
-        hot = await self._partition(patient_id).hot_series.remote(patient_id)
+        hot = await self._partition(patient_id).hot_series(patient_id)
         lake = await asyncio.to_thread(lake_series, self.config.lake_dir, [patient_id], period)
         readings = combine(lake.get(patient_id), hot, period)
         if len(readings.series.ts_ms) < 2:
@@ -172,7 +172,7 @@ class History(IngressBase):
             raise HTTPProblem(403, "Forbidden", f"only a clinician of cohort {cohort!r} or an "
                               "admin may read it")
         period = self._period(days, end_ms)
-        parts = await asyncio.gather(*(p.cohort_series.remote(cohort) for p in self.partitions))
+        parts = await asyncio.gather(*(p.cohort_series(cohort) for p in self.partitions))
         hot = {p: series for part in parts for p, series in part.items()}
         lake = await asyncio.to_thread(lake_series, self.config.lake_dir, sorted(hot), period)
         readings = {p: combine(lake.get(p), series, period) for p, series in hot.items()}

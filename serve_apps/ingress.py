@@ -3,6 +3,8 @@
 Stateless, so it scales to several replicas; each request is routed to the partition that
 owns the patient (``cgm_ray.sharding.shard_of``), and an ingest request is answered only
 after every partition it touched has made its readings durable (``serve_apps.batching``).
+With one partition and one replica, the replica holds the partition itself (and is then
+stateful: see ``serve_apps.partition``).
 Handlers read the body themselves (no per-request model binding on the readings path);
 ``serve_apps.openapi_docs`` documents the bodies and error answers in the OpenAPI schema.
 The routes live in mixins (``serve_apps.v2_routes``, ``serve_apps.history_routes``,
@@ -29,9 +31,10 @@ for _routes in (v2_routes, history_routes, v1_routes, v3_routes, web_routes):
 
 
 # No per-request access log lines: ~3% of the ingress's CPU at a thousand requests a second;
-# the request counters and latency histograms carry the same information.
+# the request counters and latency histograms carry the same information. Health checks
+# every 5 s, as a partition's: they drive a co-located partition's timers.
 @serve.deployment(max_ongoing_requests=256, ray_actor_options={"num_cpus": 0},
-                  logging_config={"enable_access_log": False})
+                  health_check_period_s=5.0, logging_config={"enable_access_log": False})
 @serve.ingress(api)
 class Ingress(CgmRayV2, History, NightscoutV1, NightscoutV3, WebApp):
     """Routes requests to partitions by patient."""

@@ -53,7 +53,7 @@ class CgmRayV2(IngressBase):
         reg = parse_model(SensorRegistration, await self._body(request))
         self._check_write(principal, reg.patient_id)
         attrs = reg.model_dump(exclude={"sensor_id", "patient_id"})
-        result = await self._partition(reg.patient_id).register.remote(
+        result = await self._partition(reg.patient_id).register(
             reg.sensor_id, reg.patient_id, attrs)
         if isinstance(result, Rejection):
             raise self._refuse(result)
@@ -63,7 +63,7 @@ class CgmRayV2(IngressBase):
              responses=errors(401, 403, 404, 429), summary="Latest reading with trend arrow")
     async def latest(self, patient_id: str, request: Request) -> dict:
         await self._read_access(request, patient_id)
-        rows = await self._partition(patient_id).entries.remote(patient_id, 1, None, None)
+        rows = await self._partition(patient_id).entries(patient_id, 1, None, None)
         if not rows:
             raise HTTPProblem(404, "Not Found", f"no readings for patient {patient_id!r}")
         return rows[0]
@@ -75,20 +75,20 @@ class CgmRayV2(IngressBase):
                                            openapi_examples=example(180))) -> list[dict]:
         await self._read_access(request, patient_id)
         since = int(time.time() * 1000) - minutes * 60_000
-        return await self._partition(patient_id).entries.remote(patient_id, 100_000, since, None)
+        return await self._partition(patient_id).entries(patient_id, 100_000, since, None)
 
     @api.get("/api/v2/patients/{patient_id}/sensors",
              responses=errors(401, 403, 429), summary="Sensor sessions and signal")
     async def sensors(self, patient_id: str, request: Request) -> list[dict]:
         await self._read_access(request, patient_id)
-        return await self._partition(patient_id).sensors.remote(patient_id)
+        return await self._partition(patient_id).sensors(patient_id)
 
     @api.get("/api/v2/patients/{patient_id}/alerts",
              responses=errors(401, 403, 422, 429), summary="Alert history, newest first")
     async def alerts(self, patient_id: str, request: Request,
                      limit: int = Query(100, ge=1, le=500, openapi_examples=example(100))) -> list[dict]:
         await self._read_access(request, patient_id)
-        return await self._partition(patient_id).alert_history.remote(patient_id, limit)
+        return await self._partition(patient_id).alert_history(patient_id, limit)
 
     @api.get("/api/v2/patients/{patient_id}/alerts/stream",
              responses=errors(401, 403, 429),
@@ -107,7 +107,7 @@ class CgmRayV2(IngressBase):
         """A patient's events of ``kinds`` as Server-Sent Events (``event: <kind>``), with a
         comment line as keep-alive every 15 s."""
         await self._read_access(request, patient_id)
-        gen = self._partition(patient_id).options(stream=True).stream.remote(patient_id)
+        gen = self._partition(patient_id).stream(patient_id)
 
         async def events():
             yield ": connected\n\n"
@@ -132,8 +132,8 @@ class CgmRayV2(IngressBase):
             body.alert_type()
         except InvalidBody as exc:
             raise HTTPProblem(422, "Unprocessable Entity", str(exc)) from None
-        refused = await self._partition(patient_id).snooze.remote(patient_id, body.type,
-                                                                  body.minutes)
+        refused = await self._partition(patient_id).snooze(patient_id, body.type,
+                                                           body.minutes)
         if refused is not None:
             raise self._refuse(refused)
         return {"snoozed": body.type, "minutes": body.minutes}
@@ -152,7 +152,7 @@ class CgmRayV2(IngressBase):
             check_disabled(settings.disabled)
         except InvalidBody as exc:
             raise HTTPProblem(422, "Unprocessable Entity", str(exc)) from None
-        await self._partition(patient_id).set_settings.remote(patient_id, settings.model_dump())
+        await self._partition(patient_id).set_settings(patient_id, settings.model_dump())
         return settings.model_dump()
 
     @api.get("/health", summary="Liveness: the ingress answers")
@@ -163,7 +163,7 @@ class CgmRayV2(IngressBase):
              responses=errors(401, 403, 429), summary="Per-partition counts (admin)")
     async def stats(self, request: Request) -> list[dict]:
         self._require_admin(request)
-        stats = await asyncio.gather(*(p.stats.remote() for p in self.partitions))
+        stats = await asyncio.gather(*(p.stats() for p in self.partitions))
         return [s.as_json() for s in stats]
 
     @api.post("/api/v2/admin/flush",
@@ -171,5 +171,5 @@ class CgmRayV2(IngressBase):
               summary="Land every open log segment now, for an ETL run right after (admin)")
     async def flush(self, request: Request) -> dict:
         self._require_admin(request)
-        await asyncio.gather(*(p.flush.remote() for p in self.partitions))
+        await asyncio.gather(*(p.flush() for p in self.partitions))
         return {"flushed": len(self.partitions)}

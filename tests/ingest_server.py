@@ -27,6 +27,12 @@ def stored_keys(root: Path) -> Counter:
     return keys
 
 
+def log_replica(colocated: bool) -> str:
+    """The deployment whose replica holds partition 0's log: the ingress's if the partition
+    is co-located with it (``IngestConfig.colocate_partition``), else the partition's own."""
+    return "Ingress" if colocated else "Partition000"
+
+
 @contextmanager
 def ingest_server(tmp: Path, **config):
     """Yield the base URL of a running ingest app; stop Serve and Ray afterwards."""

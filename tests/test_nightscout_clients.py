@@ -9,7 +9,7 @@
 - Recorded xDrip+ and Loop upload sequences (tests/data/nightscout/, written from the apps'
   sources) are replayed and everything they uploaded is read back.
 - py-nightscout 1.3.3, Home Assistant's client, reads what Loop uploaded.
-- Acknowledged treatments survive a SIGKILLed partition replica (write-ahead log replay).
+- Acknowledged treatments survive a SIGKILLed replica holding the partition's log (replay).
 - Bad treatments, devicestatus and profiles get a 4xx naming the field, never a 5xx.
 - What these clients send that the ingest does not handle yet is a strict xfail each, naming the
   request and the answer, so fixing the server turns it into a failure that asks for the mark's
@@ -40,7 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.ingest_server import ADMIN, SECRET, ingest_server
+from tests.ingest_server import ADMIN, SECRET, ingest_server, log_replica
 from tests.nightscout_sequences import load, minute_floor_ms, replay
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,11 +48,12 @@ NODE_DIR = Path(os.environ.get("CGM_RAY_NODE_DIR") or ROOT / ".node")
 SHARE_BRIDGE = NODE_DIR / "node_modules" / "share2nightscout-bridge" / "index.js"
 MIN = 60_000
 MAX_BODY = 1 << 20
+COLOCATED = True  # the one partition in the ingress replica (the default for one partition)
 
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    with ingest_server(tmp_path_factory.mktemp("ns-clients"), partitions=1,
+    with ingest_server(tmp_path_factory.mktemp("ns-clients"), partitions=1, colocate_partition=COLOCATED,
                        max_body_bytes=MAX_BODY) as base:
         yield base
 
@@ -408,19 +409,21 @@ def test_odd_documents_never_get_a_5xx(url, route):
                 f"{method} {route} {data[:60]!r}: {reply.status_code} {reply.text[:300]}"
 
 
-# -- nothing acknowledged is lost (last: it kills the partition replica) -----------------------
-def _kill_partition_replica() -> int:
-    """SIGKILL this test's Ray's Partition000 replica (a descendant of this process)."""
+# -- nothing acknowledged is lost (last: it kills the replica holding the log) -----------------
+def _kill_log_replica() -> int:
+    """SIGKILL this test's Ray's replica holding the partition's log (a descendant of this
+    process)."""
     import psutil
 
+    holder = f"ServeReplica:ingest:{log_replica(COLOCATED)}"
     for proc in psutil.Process(os.getpid()).children(recursive=True):
         try:
-            if "ServeReplica:ingest:Partition000" in " ".join(proc.cmdline()):
+            if holder in " ".join(proc.cmdline()):
                 os.kill(proc.pid, signal.SIGKILL)
                 return proc.pid
         except psutil.Error:
             continue
-    raise AssertionError("no Partition000 replica among this process's descendants")
+    raise AssertionError(f"no {holder} replica among this process's descendants")
 
 
 def test_acknowledged_treatments_survive_a_killed_partition(url):
@@ -453,7 +456,7 @@ def test_acknowledged_treatments_survive_a_killed_partition(url):
     while len(acked) < 30 and poster.is_alive():
         time.sleep(0.05)
     before = len(acked)
-    _kill_partition_replica()
+    _kill_log_replica()
     deadline = time.monotonic() + 60
     while len(acked) < before + 30 and time.monotonic() < deadline and poster.is_alive():
         time.sleep(0.2)  # posting resumes once Serve has replaced the replica

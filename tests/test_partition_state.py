@@ -126,3 +126,17 @@ def test_snoozing_a_patient_never_seen_is_a_404_not_an_error(core):
     assert core.snooze("p", "high", 30) is None
     slot = core.state.sensors["s"].slot
     assert np.any(core.state.alerts.snoozed_until[slot] > 0)
+
+
+def test_the_partition_is_co_located_only_alone_with_one_ingress_replica():
+    from cgm_ray.config import validate
+    from cgm_ray.errors import ConfigError
+
+    assert validate(IngestConfig, {}).colocate_partition is True
+    assert validate(IngestConfig, {"partitions": 2}).colocate_partition is False
+    assert validate(IngestConfig, {"ingress_replicas": 2}).colocate_partition is False
+    assert validate(IngestConfig, {"colocate_partition": False}).colocate_partition is False
+    for several in ({"partitions": 2}, {"ingress_replicas": 3}):
+        with pytest.raises(ConfigError, match=r"colocate_partition: .*needs partitions = 1 and "
+                           r"ingress_replicas = 1"):
+            validate(IngestConfig, {**several, "colocate_partition": True})

@@ -61,7 +61,7 @@ class NightscoutV1(IngressBase):
             raise HTTPProblem(400, "Bad Request", str(exc)) from None
         if collection != "profile" and not any(f.field in TIME_FIELDS for f in filters):
             filters.append(Filter("date", "gte", str(now_ms() - DEFAULT_WINDOW_MS)))
-        return await self._partition(patient_id).find_documents.remote(
+        return await self._partition(patient_id).find_documents(
             patient_id, collection, filters, count)
 
     def _count(self, request: Request, default: int) -> int:
@@ -107,8 +107,8 @@ class NightscoutV1(IngressBase):
             raise HTTPProblem(400, "Bad Request", str(exc)) from None
         rows: list[dict] = []
         if kind in (None, "sgv"):
-            rows = await self._partition(patient_id).entries.remote(patient_id, count, since,
-                                                                   until)
+            rows = await self._partition(patient_id).entries(patient_id, count, since,
+                                                             until)
         if kind != "sgv":
             extra = (Filter("type", "eq", kind),) if kind else ()
             rows += await self._find(request, patient_id, "entries", count, extra)
@@ -153,7 +153,7 @@ class NightscoutV1(IngressBase):
         if spec in ("sgv", "mbg", "cal", "etc"):
             return await self._ns_entries(request, count, spec)
         patient_id = await self._ns_reader(request)
-        doc = await self._partition(patient_id).get_document.remote(patient_id, "entries", spec)
+        doc = await self._partition(patient_id).get_document(patient_id, "entries", spec)
         return [doc] if doc and doc.get("isValid", True) else []
 
     # -- treatments ------------------------------------------------------------------------
@@ -229,7 +229,7 @@ class NightscoutV1(IngressBase):
     @api.get("/api/v1/profile/current.json", include_in_schema=False)
     async def ns_profile_current(self, request: Request) -> dict:
         patient_id = await self._ns_reader(request)
-        found = await self._partition(patient_id).find_documents.remote(
+        found = await self._partition(patient_id).find_documents(
             patient_id, "profile", [], 1)
         if not found:
             raise HTTPProblem(404, "Not Found", f"no profile for patient {patient_id!r}")
@@ -283,10 +283,10 @@ class NightscoutV1(IngressBase):
         patient_id = await self._ns_reader(request)
         partition = self._partition(patient_id)
         now = now_ms()
-        entries = await partition.entries.remote(patient_id, 3, now - 3 * 86_400_000, None)
-        status_docs = await partition.find_documents.remote(patient_id, "devicestatus", [], 1)
-        profiles = await partition.find_documents.remote(patient_id, "profile", [], 1)
-        temps = await partition.find_documents.remote(
+        entries = await partition.entries(patient_id, 3, now - 3 * 86_400_000, None)
+        status_docs = await partition.find_documents(patient_id, "devicestatus", [], 1)
+        profiles = await partition.find_documents(patient_id, "profile", [], 1)
+        temps = await partition.find_documents(
             patient_id, "treatments", [Filter("eventType", "eq", "Temp Basal")], 1)
         found = properties(entries, status_docs[0] if status_docs else None,
                            profiles[0] if profiles else None, temps[0] if temps else None,

@@ -139,15 +139,15 @@ class NightscoutV3(IngressBase):
 
     async def _reading(self, patient_id: str, identifier: str) -> dict | None:
         """The hot sgv reading with this identifier, if any (a scan of the ring buffers)."""
-        rows = await self._partition(patient_id).entries.remote(patient_id, SCAN, None, None)
+        rows = await self._partition(patient_id).entries(patient_id, SCAN, None, None)
         return next((d for d in map(v3.reading_document, rows) if d["identifier"] == identifier),
                     None)
 
     async def _writable(self, patient_id: str, collection: str, identifier: str) -> dict | None:
         """The stored document a change addresses (None: there is none); 422 if it may not
         change: an sgv reading, or a document marked read-only."""
-        doc = await self._partition(patient_id).get_document.remote(patient_id, collection,
-                                                                    identifier)
+        doc = await self._partition(patient_id).get_document(patient_id, collection,
+                                                             identifier)
         if doc is None and collection == "entries" and await self._reading(patient_id, identifier):
             raise HTTPProblem(422, v3.READ_ONLY, "sgv readings cannot be replaced, patched or "
                               "deleted: they are kept as measured")
@@ -194,8 +194,8 @@ class NightscoutV3(IngressBase):
     async def v3_last_modified(self, request: Request) -> dict:
         _, patient_id = await self._access(request, "*", "read")
         partition = self._partition(patient_id)
-        changed = await partition.last_modified.remote(patient_id)
-        newest = await partition.entries.remote(patient_id, 1, None, None)
+        changed = await partition.last_modified(patient_id)
+        newest = await partition.entries(patient_id, 1, None, None)
         if newest:  # a reading's srvModified is its date
             changed["entries"] = max(changed.get("entries", 0), newest[0]["date"])
         return v3.result({"srvDate": now_ms(),
@@ -209,7 +209,7 @@ class NightscoutV3(IngressBase):
         collection = _collection(request)
         _, patient_id = await self._access(request, collection, "read")
         search = _checked(v3.parse_search, request.query_params)
-        docs = await self._partition(patient_id).find_documents.remote(
+        docs = await self._partition(patient_id).find_documents(
             patient_id, collection, list(search.filters),
             search.wanted if search.sort == "date" else SCAN, 0, search.descending)
         if collection == "entries":
@@ -222,7 +222,7 @@ class NightscoutV3(IngressBase):
         filters = list(search.filters)
         since, until = time_bounds(filters, ("date",))
         count = search.wanted if search.descending and search.by_date_only() else SCAN
-        rows = await self._partition(patient_id).entries.remote(patient_id, count, since, until)
+        rows = await self._partition(patient_id).entries(patient_id, count, since, until)
         return [d for d in map(v3.reading_document, rows) if matches(d, filters)]
 
     @_each_collection("POST", "", "create a {} document (a duplicate is replaced)",
@@ -287,9 +287,9 @@ class NightscoutV3(IngressBase):
         limit = _checked(v3.parse_limit, request.query_params, v3.MAX_LIMIT)
         fields = v3.parse_fields(request.query_params)
         partition = self._partition(patient_id)
-        docs = await partition.document_history.remote(patient_id, collection, after_ms, limit)
+        docs = await partition.document_history(patient_id, collection, after_ms, limit)
         if collection == "entries":
-            rows = await partition.entries.remote(patient_id, SCAN, after_ms + 1, None)
+            rows = await partition.entries(patient_id, SCAN, after_ms + 1, None)
             docs = sorted(docs + [v3.reading_document(r) for r in rows],
                           key=lambda d: d["srvModified"])[:limit]
         headers = {}
@@ -303,8 +303,8 @@ class NightscoutV3(IngressBase):
     async def v3_read(self, request: Request, identifier: str = IDENTIFIER) -> Response:
         collection = _collection(request)
         _, patient_id = await self._access(request, collection, "read")
-        doc = await self._partition(patient_id).get_document.remote(patient_id, collection,
-                                                                    identifier)
+        doc = await self._partition(patient_id).get_document(patient_id, collection,
+                                                             identifier)
         if doc is None and collection == "entries":
             doc = await self._reading(patient_id, identifier)
         if doc is None:
