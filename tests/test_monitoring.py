@@ -229,7 +229,7 @@ def test_monitor_watches_serve_and_a_load_test_then_stops_with_them(tmp_path):
             with chromium() as driver:
                 if token_file := re.search(r"the token in (\S+)", sign_in):
                     _sign_in(driver, dashboard, Path(token_file[1]).read_text().strip())
-                _dashboard_shows(driver, dashboard, "serve", "ingest", "RUNNING", "Partition000")
+                _dashboard_shows(driver, dashboard, "serve", "ingest", "RUNNING", "Ingress")
                 _dashboard_shows(driver, dashboard, "actors", "SensorShard", "ALIVE")
             delivered = _wait_series(prometheus, "ray_cgm_fleet_readings_delivered_total")
             assert {s["metric"]["shard"] for s in delivered} == {"0", "1"}
