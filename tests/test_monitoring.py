@@ -116,6 +116,24 @@ def test_a_port_in_use_is_named(tmp_path, capsys):
     assert f"--port: 127.0.0.1:{port} is in use" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--port", "70000"], "--port: 70000 is no TCP port (1-65535)"),
+    (["--scrape-interval", "0"], "--scrape-interval: at least 1 second"),
+])
+def test_bad_options_are_named(tmp_path, capsys, args, message):
+    assert main(["monitor", "--dir", str(tmp_path), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_command_that_cannot_run_is_named_and_prometheus_stops(tmp_path, capsys):
+    port = _free_port()
+    assert main(["monitor", "--port", str(port), "--dir", str(tmp_path), "--",
+                 str(tmp_path / "no-such-command")]) == 2
+    assert "command: cannot run" in capsys.readouterr().err
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=5)
+
+
 def test_without_prometheus_the_error_says_how_to_install_it(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert main(["monitor", "--port", str(_free_port()), "--dir", str(tmp_path)]) == 2

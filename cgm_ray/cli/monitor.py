@@ -36,6 +36,10 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     """Run Prometheus on 127.0.0.1, scraping every node of the local Ray (through the service-
     discovery file the Ray dashboard writes), with cgm-ray's recording rules; data in --dir."""
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not 1 <= args.port <= 65535:
+        raise ConfigError("--port", f"{args.port} is no TCP port (1-65535)")
+    if args.scrape_interval < 1:
+        raise ConfigError("--scrape-interval", "at least 1 second")
     settings = PrometheusSettings(
         port=args.port, data_dir=Path(args.dir),
         targets_file=service_discovery_file(Path(args.ray_dir) if args.ray_dir else ray_temp_dir()),
