@@ -119,9 +119,10 @@ def test_a_port_in_use_is_named(tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--port", "70000"], "--port: 70000 is no TCP port (1-65535)"),
     (["--scrape-interval", "0"], "--scrape-interval: at least 1 second"),
+    (["--dir", "/proc/monitor"], "--dir: cannot write /proc/monitor"),
 ])
 def test_bad_options_are_named(tmp_path, capsys, args, message):
-    assert main(["monitor", "--dir", str(tmp_path), *args]) == 2
+    assert main(["monitor", "--dir", str(tmp_path), "--port", str(_free_port()), *args]) == 2
     assert message in capsys.readouterr().err
 
 

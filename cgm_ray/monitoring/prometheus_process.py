@@ -44,7 +44,10 @@ class PrometheusProcess:
     def start(self) -> None:
         """Write the configuration, start Prometheus and wait until it answers ready."""
         s = self.settings
-        write_config(s)
+        try:
+            write_config(s)
+        except OSError as exc:
+            raise ConfigError("--dir", f"cannot write {exc.filename}: {exc.strerror}") from None
         with open(self.log_file, "ab") as log:
             self._proc = subprocess.Popen(
                 [str(self._binary), f"--config.file={s.config_file}",
