@@ -24,6 +24,7 @@ from serve_apps.batching import write_coalesced
 from serve_apps.config import IngestConfig
 from serve_apps.http_api import HTTPProblem, bearer
 from serve_apps.nightscout.documents import Document, normalise
+from serve_apps.one_reading import Reading, check_request
 from serve_apps.partition import LocalPartition, PartitionClient, RemotePartition
 from serve_apps.rate_limit import TokenBucket, retry_after_s
 from serve_apps.replies import PartitionWrite, Rejection, WriteCounts
@@ -33,7 +34,6 @@ from serve_apps.validation import (
     InvalidReadings,
     NightscoutEntry,
     ReadingBatch,
-    check_readings,
     entries_table,
 )
 
@@ -219,25 +219,26 @@ class IngressBase:
         request about one patient takes a token of that patient's rate limit."""
         now = now_ms()
         try:
-            table = check_readings(data, now, self.config.max_future_skew_s,
-                                   self.config.min_ts_ms, self.config.max_batch)
+            checked = check_request(data, now, self.config.max_future_skew_s,
+                                    self.config.min_ts_ms, self.config.max_batch)
         except InvalidReadings as exc:
             self.telemetry.rejected.inc(1, {"status": "422"})
             raise HTTPProblem(422, "Unprocessable Entity", str(exc)) from None
-        patients = pc.unique(table.column("patient_id")).to_pylist()
+        patients = ([checked.patient_id] if isinstance(checked, Reading)
+                    else pc.unique(checked.column("patient_id")).to_pylist())
         for pid in patients:
             self._check_write(principal, pid)
         if limit_patient and len(patients) == 1:
             self._take_patient(patients[0])
         started = time.perf_counter()
-        result = await self._write(table)
+        result = await self._write(checked)
         self.telemetry.latency.observe((time.perf_counter() - started) * 1000, {"route": "write"})
         if isinstance(result, Rejection):
             raise self._refuse(result)
         return result
 
     @serve.batch(max_batch_size=256, batch_wait_timeout_s=0.005, max_concurrent_batches=2)
-    async def _write(self, tables: list[pa.Table]) -> list[WriteCounts | Rejection]:
+    async def _write(self, requests: list[pa.Table | Reading]) -> list[WriteCounts | Rejection]:
         """Write concurrent requests' readings with one write per partition, not per request.
 
         A partition's write costs far more CPU than a request's own work, so requests wait up
@@ -246,7 +247,7 @@ class IngressBase:
         A co-located partition too: one reading written alone cost ~390 us of CPU, in a
         write of ten ~70 us (admission, alerts and log work are per write, not per row).
         """
-        return await write_coalesced(tables, len(self.partitions), self._send)
+        return await write_coalesced(requests, len(self.partitions), self._send)
 
     async def _send(self, partition: int, table: pa.Table) -> PartitionWrite | Rejection:
         return await self.partitions[partition].ingest(table)
