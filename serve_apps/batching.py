@@ -11,8 +11,9 @@ attributes every partition's reply back to the requests that had rows in it:
   of it, so each request in it is retried alone and only the offending one is refused.
 
 A request whose readings reached several partitions is acknowledged only if all of them
-stored; the first refusal is its answer. Plain Python (asyncio, numpy, Arrow): the Serve
-deployment passes ``send``, tests pass a fake.
+stored; the first refusal is its answer. A request is a table of checked readings, or a
+``Reading`` (``serve_apps.one_reading``): those become one table per write. Plain Python
+(asyncio, numpy, Arrow): the Serve deployment passes ``send``, tests pass a fake.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from cgm_ray.sharding import shards_of
+from serve_apps.one_reading import Reading, readings_table
 from serve_apps.replies import UNAVAILABLE, PartitionWrite, Rejection, WriteCounts
 
 __all__ = ["Coalesced", "Send", "coalesce", "write_coalesced"]
@@ -46,14 +48,32 @@ class Coalesced:
         return self.table if len(rows) == self.table.num_rows else self.table.take(rows)
 
 
-def coalesce(tables: list[pa.Table], partitions: int) -> Coalesced:
-    """Concatenate requests' tables and group the rows by owning partition."""
-    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    owner = np.repeat(np.arange(len(tables)), [t.num_rows for t in tables])
+def coalesce(requests: list[pa.Table | Reading], partitions: int) -> Coalesced:
+    """Concatenate requests' readings and group the rows by owning partition."""
+    table = _concat(requests)
+    owner = np.repeat(np.arange(len(requests)),
+                      [1 if isinstance(r, Reading) else r.num_rows for r in requests])
     if partitions == 1:
         return Coalesced(table, owner, [(0, np.arange(table.num_rows))])
     part = shards_of(table.column("patient_id"), partitions)
     return Coalesced(table, owner, [(int(k), np.flatnonzero(part == k)) for k in np.unique(part)])
+
+
+def _concat(requests: list[pa.Table | Reading]) -> pa.Table:
+    """Requests' rows in order; each run of one-reading requests is made one table."""
+    pieces: list[pa.Table] = []
+    run: list[Reading] = []
+    for request in requests:
+        if isinstance(request, Reading):
+            run.append(request)
+            continue
+        if run:
+            pieces.append(readings_table(run))
+            run = []
+        pieces.append(request)
+    if run:
+        pieces.append(readings_table(run))
+    return pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
 
 
 async def _call(send: Send, partition: int, table: pa.Table) -> PartitionWrite | Rejection:
@@ -63,19 +83,19 @@ async def _call(send: Send, partition: int, table: pa.Table) -> PartitionWrite |
         return UNAVAILABLE
 
 
-async def write_coalesced(tables: list[pa.Table], partitions: int,
+async def write_coalesced(requests: list[pa.Table | Reading], partitions: int,
                           send: Send) -> list[WriteCounts | Rejection]:
     """Write every request's readings; each request's counts, or why it was refused."""
-    batch = coalesce(tables, partitions)
-    results: list[WriteCounts | Rejection] = [WriteCounts() for _ in tables]
+    batch = coalesce(requests, partitions)
+    results: list[WriteCounts | Rejection] = [WriteCounts() for _ in requests]
     replies = await asyncio.gather(*(_call(send, k, batch.rows_of(rows))
                                      for k, rows in batch.groups))
     for (k, rows), reply in zip(batch.groups, replies):
         owners = batch.owner[rows]
         members = np.unique(owners)
         if isinstance(reply, PartitionWrite):
-            accepted = np.bincount(owners[reply.accepted_rows], minlength=len(tables))
-            total = np.bincount(owners, minlength=len(tables))
+            accepted = np.bincount(owners[reply.accepted_rows], minlength=len(requests))
+            total = np.bincount(owners, minlength=len(requests))
             for m in members:
                 result = results[m]
                 if isinstance(result, WriteCounts):

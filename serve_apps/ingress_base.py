@@ -15,25 +15,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from fastapi import Request
 from pydantic import ValidationError
-from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from cgm_ray.sharding import shard_of
 from serve_apps.auth import Authenticator, AuthError, Forbidden, Principal
 from serve_apps.batching import write_coalesced
+from serve_apps.coalescer import Coalescer
 from serve_apps.config import IngestConfig
 from serve_apps.http_api import HTTPProblem, bearer
 from serve_apps.nightscout.documents import Document, normalise
+from serve_apps.one_reading import Reading, check_request
 from serve_apps.partition import LocalPartition, PartitionClient, RemotePartition
 from serve_apps.rate_limit import TokenBucket, retry_after_s
-from serve_apps.replies import PartitionWrite, Rejection, WriteCounts
+from serve_apps.replies import UNAVAILABLE, PartitionWrite, Rejection, WriteCounts
 from serve_apps.telemetry import IngressTelemetry
 from serve_apps.validation import (
     InvalidBody,
     InvalidReadings,
     NightscoutEntry,
     ReadingBatch,
-    check_readings,
     entries_table,
 )
 
@@ -63,6 +63,14 @@ class IngressBase:
         self.telemetry.rate_limits({"credential": self.config.rate_limit_per_s,
                                     "patient": self.config.patient_rate_limit_per_s})
         self._levels_seen_s = 0.0
+        # Concurrent requests' readings share one write per partition, not one each: a
+        # partition's write costs far more CPU than a request's own work, so requests wait
+        # up to 5 ms to share one (2 ms gave ~2 requests a write and 25% fewer requests/s);
+        # two writes may be in flight, so a request never waits a whole write to be sent.
+        # A co-located partition too: one reading written alone cost ~390 us of CPU, in a
+        # write of ten ~70 us (admission, alerts and log work are per write, not per row).
+        self._writes: Coalescer[pa.Table | Reading, WriteCounts | Rejection] = Coalescer(
+            self._write, max_size=256, max_wait_s=0.005, max_in_flight=2)
 
     # -- helpers -----------------------------------------------------------------------
     def _partition(self, patient_id: str) -> PartitionClient:
@@ -219,34 +227,30 @@ class IngressBase:
         request about one patient takes a token of that patient's rate limit."""
         now = now_ms()
         try:
-            table = check_readings(data, now, self.config.max_future_skew_s,
-                                   self.config.min_ts_ms, self.config.max_batch)
+            checked = check_request(data, now, self.config.max_future_skew_s,
+                                    self.config.min_ts_ms, self.config.max_batch)
         except InvalidReadings as exc:
             self.telemetry.rejected.inc(1, {"status": "422"})
             raise HTTPProblem(422, "Unprocessable Entity", str(exc)) from None
-        patients = pc.unique(table.column("patient_id")).to_pylist()
+        patients = ([checked.patient_id] if isinstance(checked, Reading)
+                    else pc.unique(checked.column("patient_id")).to_pylist())
         for pid in patients:
             self._check_write(principal, pid)
         if limit_patient and len(patients) == 1:
             self._take_patient(patients[0])
         started = time.perf_counter()
-        result = await self._write(table)
+        try:
+            result = await self._writes.submit(checked)
+        except Exception:  # the batch's write failed: nothing of it was acknowledged
+            result = UNAVAILABLE
         self.telemetry.latency.observe((time.perf_counter() - started) * 1000, {"route": "write"})
         if isinstance(result, Rejection):
             raise self._refuse(result)
         return result
 
-    @serve.batch(max_batch_size=256, batch_wait_timeout_s=0.005, max_concurrent_batches=2)
-    async def _write(self, tables: list[pa.Table]) -> list[WriteCounts | Rejection]:
-        """Write concurrent requests' readings with one write per partition, not per request.
-
-        A partition's write costs far more CPU than a request's own work, so requests wait up
-        to 5 ms to share one (2 ms gave ~2 requests a call and 25% fewer requests/s); two
-        batches may be in flight, so a request never waits a whole round trip to be sent.
-        A co-located partition too: one reading written alone cost ~390 us of CPU, in a
-        write of ten ~70 us (admission, alerts and log work are per write, not per row).
-        """
-        return await write_coalesced(tables, len(self.partitions), self._send)
+    async def _write(self, requests: list[pa.Table | Reading]) -> list[WriteCounts | Rejection]:
+        """Coalesced requests' readings, one write per partition (``write_coalesced``)."""
+        return await write_coalesced(requests, len(self.partitions), self._send)
 
     async def _send(self, partition: int, table: pa.Table) -> PartitionWrite | Rejection:
         return await self.partitions[partition].ingest(table)

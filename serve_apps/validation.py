@@ -229,9 +229,15 @@ def _landing(patients: pa.Array, sensors: pa.Array, ts: np.ndarray, g: np.ndarra
         raise InvalidReadings("range_flag", "must be -1 (LOW), 0 or 1 (HIGH)", int(bad[0]))
     _check_ids(patients, "patient_id")
     _check_ids(sensors, "sensor_id", MAX_SENSOR_ID_LEN)
+    return landing_table(patients, sensors, ts, g, flag, np.full(n, now_ms, np.int64),
+                         np.zeros(n, np.int8) if trend is None else trend)
+
+
+def landing_table(patients: pa.Array, sensors: pa.Array, ts: np.ndarray, g: np.ndarray,
+                  flag: np.ndarray, received_ms: np.ndarray, trend: np.ndarray) -> pa.Table:
+    """Checked readings in the write-ahead log's row layout (``LANDING_SCHEMA``)."""
     return pa.table([patients, sensors, pa.array(ts), pa.array(g, pa.float32()),
-                     pa.array(flag, pa.int8()), pa.array(np.full(n, now_ms, np.int64)),
-                     pa.array(np.zeros(n, np.int8) if trend is None else trend, pa.int8())],
+                     pa.array(flag, pa.int8()), pa.array(received_ms), pa.array(trend, pa.int8())],
                     schema=LANDING_SCHEMA)
 
 
