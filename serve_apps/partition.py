@@ -25,6 +25,7 @@ import pyarrow as pa
 from ray import serve
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
+from serve_apps import heap
 from serve_apps.arrow_wire import from_ipc, to_ipc
 from serve_apps.config import IngestConfig
 from serve_apps.glucose_period import GlucoseSeries
@@ -120,11 +121,13 @@ class LocalPartition:
             yield event
 
     def tick_if_due(self) -> None:
-        """The timers (``PartitionCore.tick``) once per ``timer_period_s``; the replica's
-        health checks call this, Serve's only periodic call into a replica."""
+        """The timers (``PartitionCore.tick``) once per ``timer_period_s``, and the heap
+        settled (``serve_apps.heap``); the replica's health checks call this, Serve's only
+        periodic call into a replica."""
         if time.monotonic() - self._last_tick >= self.core.config.timer_period_s:
             self._last_tick = time.monotonic()
             self.core.tick()
+            heap.settle()
 
 
 @serve.deployment(num_replicas=1, max_ongoing_requests=2000, health_check_period_s=5.0,
