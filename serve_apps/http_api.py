@@ -31,11 +31,16 @@ class HTTPProblem(Exception):
         self.headers = headers
 
 
-@api.exception_handler(HTTPProblem)
-async def _problem(request: Request, exc: HTTPProblem) -> JSONResponse:
+def problem_response(exc: HTTPProblem) -> JSONResponse:
+    """The API's error answer: ``{"status", "message", "description"}`` with the status."""
     return JSONResponse({"status": exc.status, "message": exc.message,
                          "description": exc.description}, status_code=exc.status,
                         headers=exc.headers)
+
+
+@api.exception_handler(HTTPProblem)
+async def _problem(request: Request, exc: HTTPProblem) -> JSONResponse:
+    return problem_response(exc)
 
 
 def example(value: int | str) -> dict:

@@ -9,12 +9,14 @@ Handlers read the body themselves (no per-request model binding on the readings 
 ``serve_apps.openapi_docs`` documents the bodies and error answers in the OpenAPI schema.
 The routes live in mixins (``serve_apps.v2_routes``, ``serve_apps.history_routes``,
 ``serve_apps.nightscout``, ``serve_apps.web_routes``), registered
-on ``serve_apps.http_api.api`` in the order imported here: v2 first, as the hot path.
+on ``serve_apps.http_api.api`` in the order imported here: v2 first. The hot path,
+``POST /api/v2/readings``, is handed to its handler past FastAPI (``serve_apps.direct_routes``).
 """
 
 from ray import cloudpickle, serve
 
 from serve_apps import history_routes, v2_routes, web_routes
+from serve_apps.direct_routes import DirectRoutes
 from serve_apps.history_routes import History
 from serve_apps.http_api import api
 from serve_apps.nightscout import v1_routes, v3_routes
@@ -38,3 +40,13 @@ for _routes in (v2_routes, history_routes, v1_routes, v3_routes, web_routes):
 @serve.ingress(api)
 class Ingress(CgmRayV2, History, NightscoutV1, NightscoutV3, WebApp):
     """Routes requests to partitions by patient."""
+
+    def __serve_build_asgi_app__(self) -> DirectRoutes:
+        """The app this replica serves, built by Serve once the replica is: the FastAPI
+        app, with single-reading uploads sent straight to their handler."""
+        return DirectRoutes(self.app, {("POST", "/api/v2/readings"): self.post_readings})
+
+    @property
+    def docs_path(self) -> str | None:
+        """Where the API's docs are, for Serve's status (it looks for a FastAPI app)."""
+        return api.docs_url

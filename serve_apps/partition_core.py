@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from cgm_ray.fs import write_bytes_atomic
@@ -120,7 +119,7 @@ class PartitionCore:
             self.state.alerts.evaluate(slots, new.column("ts_ms").to_numpy(),
                                        new.column("glucose_mgdl").to_numpy())
             if new.num_rows:
-                self.newest_ts_ms = max(self.newest_ts_ms, pc.max(new.column("ts_ms")).as_py())
+                self.newest_ts_ms = max(self.newest_ts_ms, int(new.column("ts_ms").to_numpy().max()))
             rows += new.num_rows
         return rows
 
@@ -146,7 +145,7 @@ class PartitionCore:
                 raise
             self.state.publish_readings(new)
             self._count_alerts(self.state.evaluate(slots, new))
-            self.newest_ts_ms = max(self.newest_ts_ms, pc.max(new.column("ts_ms")).as_py())
+            self.newest_ts_ms = max(self.newest_ts_ms, int(new.column("ts_ms").to_numpy().max()))
         self.telemetry.ingested(new.num_rows, table.num_rows - new.num_rows)
         return PartitionWrite(new.num_rows, table.num_rows - new.num_rows, rows)
 

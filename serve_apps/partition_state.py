@@ -145,13 +145,14 @@ class PartitionState:
         ts = table.column("ts_ms").to_numpy()
         order = np.lexsort((ts, slots))
         s, t = slots[order], ts[order]
-        first = np.r_[True, (s[1:] != s[:-1]) | (t[1:] != t[:-1])]
+        first = np.concatenate(([True], (s[1:] != s[:-1]) | (t[1:] != t[:-1])))
         known = t <= self.max_ts[s]
         if known.any():
             rows = np.flatnonzero(known)
             first[rows] &= ~(self.ring_ts[s[rows]] == t[rows, None]).any(axis=1)
         keep = np.sort(order[first])
-        new, s_new = table.take(keep), slots[keep]
+        new = table if len(keep) == table.num_rows else table.take(keep)  # all new: no copy
+        s_new = slots[keep]
         undo = self._write_rings(s_new, new)
         return new, s_new, undo, keep
 
@@ -159,7 +160,7 @@ class PartitionState:
         ts = table.column("ts_ms").to_numpy()
         order = np.argsort(slots, kind="stable")
         s = slots[order]
-        first = np.r_[True, s[1:] != s[:-1]]
+        first = np.concatenate(([True], s[1:] != s[:-1]))
         starts = np.maximum.accumulate(np.where(first, np.arange(len(s)), 0))
         pos = (self.count[s] + np.arange(len(s)) - starts) % self.hot
         self.ring_ts[s, pos] = ts[order]

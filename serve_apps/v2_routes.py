@@ -1,9 +1,10 @@
 """The cgm-ray v2 API: reading batches, sensors, patients' readings, alerts and settings.
 
-A mixin of the ingress deployment (``serve_apps.ingress``). Registered before the Nightscout
-routes, so the hot path (``POST /api/v2/readings``) is the first route a request is matched
-against. No ``from __future__ import annotations``: Serve rewrites each route's ``self``
-parameter from its live signature.
+A mixin of the ingress deployment (``serve_apps.ingress``). The hot path,
+``POST /api/v2/readings``, is declared here (its documentation) and reaches its handler
+directly (``serve_apps.direct_routes``), so that handler takes only the ``Request``. No
+``from __future__ import annotations``: Serve rewrites each route's ``self`` parameter from
+its live signature.
 """
 
 import asyncio

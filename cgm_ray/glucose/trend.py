@@ -39,12 +39,27 @@ def direction(slope: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(slope), NOT_COMPUTABLE, names)
 
 
+def _ar2_coefficients(steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) with step k's log-glucose = a[k] * log-glucose 5 minutes ago + b[k] * now: the
+    AR2 recursion is linear, so its steps are fixed combinations of the two readings."""
+    prev, curr = (1.0, 0.0), (0.0, 1.0)
+    a, b = [], []
+    for _ in range(steps):
+        prev, curr = curr, (AR2_PREV * prev[0] + AR2_CURR * curr[0],
+                            AR2_PREV * prev[1] + AR2_CURR * curr[1])
+        a.append(curr[0])
+        b.append(curr[1])
+    return np.array(a), np.array(b)
+
+
+_AR2_A, _AR2_B = _ar2_coefficients(AR2_STEPS)
+
+
 def ar2_forecast(mgdl_5min_ago, mgdl_now) -> np.ndarray:
-    """Nightscout's AR2: six 5-minute-step predictions [..., 6], clamped to 36-400 mg/dL."""
-    prev = np.log(np.asarray(mgdl_5min_ago, float) / 140.0)
-    curr = np.log(np.asarray(mgdl_now, float) / 140.0)
-    out = []
-    for _ in range(AR2_STEPS):
-        prev, curr = curr, AR2_PREV * prev + AR2_CURR * curr
-        out.append(np.clip(140.0 * np.exp(curr), AR2_FLOOR_MGDL, AR2_CEIL_MGDL))
-    return np.stack(out, axis=-1)
+    """Nightscout's AR2: six 5-minute-step predictions [..., 6], clamped to 36-400 mg/dL.
+
+    The steps in closed form (``_ar2_coefficients``): one numpy pass, not one per step (an
+    alert round over a few readings spent 15% of its time stepping)."""
+    prev = np.log(np.asarray(mgdl_5min_ago, float) / 140.0)[..., None]
+    curr = np.log(np.asarray(mgdl_now, float) / 140.0)[..., None]
+    return np.clip(140.0 * np.exp(prev * _AR2_A + curr * _AR2_B), AR2_FLOOR_MGDL, AR2_CEIL_MGDL)
