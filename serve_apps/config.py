@@ -32,7 +32,8 @@ class IngestConfig(Strict):
         "run the partition inside the ingress replica (no partition deployment): a write "
         "then costs no handle call, serialisation or second replica. Needs "
         "partitions = 1 and ingress_replicas = 1 (the replica holds the log: it must not be "
-        "autoscaled); None: on exactly then"))
+        "autoscaled; a second replica would wait for the partition's lock, then fail); None: "
+        "on exactly then"))
     hot_readings: int = Field(288, ge=12, le=20_000, description="recent readings kept per sensor")
     auto_register: bool = Field(True, description="register unknown sensors on first reading")
     max_body_bytes: int = Field(8 << 20, ge=1024, description="largest request body accepted")

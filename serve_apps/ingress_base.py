@@ -65,15 +65,22 @@ class IngressBase:
         self._levels_seen_s = 0.0
         # Concurrent requests' readings share one write per partition, not one each:
         # admission, alerts and the log's fsync cost per write, not per row (one reading
-        # written alone cost ~390 us of CPU, in a write of ten ~70 us). Group commit: a
-        # write starts as soon as the event loop gets to it, and while one is in flight the
-        # next gathers every request that arrives (~12 a write at 3,500 requests/s from 24
-        # connections). Waiting up to 5 ms for company with two writes in flight made
-        # writes of ~23 but left the loop idle while clients waited: 2,270-2,400 requests/s
-        # against 3,070-3,720 (six alternating rounds). Pipelining commits (a second write,
-        # or the fsync off the loop in a thread, a child process or Linux AIO) gave fewer.
+        # written alone cost ~390 us of CPU, in a write of ten ~70 us).
+        # - A co-located partition writes on this event loop: group commit. A write starts
+        #   as soon as the loop gets to it, and while one is in flight the next gathers
+        #   every request that arrives (~12 a write at 3,500 requests/s from 24
+        #   connections). Waiting up to 5 ms for company, with two writes in flight, made
+        #   writes of ~23 but left the loop idle while clients waited: 2,270-2,400
+        #   requests/s against 3,070-3,720 (six alternating rounds). The fsync off the loop
+        #   (a thread, a child process, Linux AIO) gave no more; pipelining commits gave
+        #   fewer (writes of ~7).
+        # - A remote partition's write is a handle call, costly per call and not on this
+        #   loop: requests wait up to 5 ms to share one, two in flight (with 2 partitions,
+        #   1,340-1,460 requests/s against 1,230-1,350 for group commit, four rounds).
+        local = self.config.colocate_partition
         self._writes: Coalescer[pa.Table | Reading, WriteCounts | Rejection] = Coalescer(
-            self._write, max_size=256, max_wait_s=0.0, max_in_flight=1)
+            self._write, max_size=256, max_wait_s=0.0 if local else 0.005,
+            max_in_flight=1 if local else 2)
 
     # -- helpers -----------------------------------------------------------------------
     def _partition(self, patient_id: str) -> PartitionClient:

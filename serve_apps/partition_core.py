@@ -24,6 +24,7 @@ from cgm_ray.schema import DOCUMENT_SCHEMA, LANDING_SCHEMA
 from serve_apps.config import IngestConfig
 from serve_apps.nightscout.documents import Document
 from serve_apps.nightscout.store import DocumentStore
+from serve_apps.partition_lock import PartitionLock
 from serve_apps.partition_state import PartitionState, SensorConflict, SensorInfo, UnknownSensors
 from serve_apps.replies import PartitionStats, PartitionWrite, Rejection
 from serve_apps.wal import WriteAheadLog
@@ -63,8 +64,10 @@ class PartitionCore:
 
     def __init__(self, index: int, config: IngestConfig, telemetry: Counters | None = None) -> None:
         self.index, self.config = index, config
-        self.state = PartitionState(config.hot_readings, config.auto_register)
         base = Path(config.data_dir).resolve()
+        self.lock = PartitionLock(base / "locks" / f"p{index:03d}.lock",
+                                  f"partition {index} ({base})")
+        self.state = PartitionState(config.hot_readings, config.auto_register)
         self.registry_path = base / "registry" / f"p{index:03d}.json"
         self.registry_path.parent.mkdir(parents=True, exist_ok=True)
         self.wal = WriteAheadLog(base / "wal" / f"p{index:03d}", config.landing_dir,
@@ -221,6 +224,10 @@ class PartitionCore:
             return Rejection(404, f"no sensors for patient {patient_id!r}")
         self.state.snooze(patient_id, alert, minutes, now_ms())
         return None
+
+    def close(self) -> None:
+        """Let another process hold this partition (its logs stay as a crash leaves them)."""
+        self.lock.release()
 
     def stats(self) -> PartitionStats:
         return PartitionStats(

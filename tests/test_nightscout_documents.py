@@ -174,6 +174,7 @@ def test_partition_replays_documents_from_its_log(tmp_path):
         await core.put_documents("p", [normalise("devicestatus", {
             "device": "loop://iPhone", "created_at": NOW_MS, "loop": {"iob": {"iob": 1.5}}},
             NOW_MS)])
+        core.close()
         return stored[1]["identifier"]
 
     kept = asyncio.run(write())  # the open segment is left as a crash would leave it

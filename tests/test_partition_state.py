@@ -115,6 +115,7 @@ def test_the_registry_is_saved_atomically_and_reloaded(tmp_path, core):
     assert [p.name for p in folder.iterdir()] == ["p000.json"]  # no temporary file left
     saved = json.loads(core.registry_path.read_text())
     assert saved["cohorts"] == {"p": "trial-1"} and saved["settings"]["p"]["low_mgdl"] == 70
+    core.close()  # as a process that exits
     again = PartitionCore(0, core.config)
     assert again.state.sensors["g7"].model == "dexcom_g7"
     assert again.state.patients["p"].settings.low_mgdl == 70
