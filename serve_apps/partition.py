@@ -50,6 +50,7 @@ class LocalPartition:
 
     def __init__(self, index: int, config: IngestConfig) -> None:
         self.core = PartitionCore(index, config, IngestTelemetry(index))
+        heap.collect_on_schedule()
         self._last_tick = 0.0
 
     async def ingest(self, table: pa.Table) -> PartitionWrite | Rejection:

@@ -33,3 +33,41 @@ def test_settle_collects_cycles_and_freezes_the_survivors(unfrozen):
     kept.me = None
     del kept
     assert survivor() is None  # a frozen object is still freed by reference counting
+
+
+@pytest.fixture
+def default_thresholds():
+    saved = gc.get_threshold()
+    yield
+    gc.set_threshold(*saved)
+
+
+def test_short_lived_garbage_no_longer_starts_collections(default_thresholds):
+    passes = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start":
+            passes.append(info["generation"])
+
+    def churn() -> None:  # what a request leaves: many young objects, most freed at once
+        kept = []
+        for k in range(20_000):
+            kept.append({"k": k})
+            if len(kept) > heap.YOUNG_THRESHOLD // 4:
+                kept.clear()
+
+    gc.callbacks.append(count)
+    try:
+        gc.collect()
+        passes.clear()
+        churn()
+        default = len(passes)
+        heap.collect_on_schedule()
+        gc.collect()
+        passes.clear()
+        churn()
+        scheduled = len(passes)
+    finally:
+        gc.callbacks.remove(count)
+    assert gc.get_threshold()[0] == heap.YOUNG_THRESHOLD
+    assert default >= 5 and scheduled == 0
