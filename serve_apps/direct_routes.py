@@ -5,11 +5,11 @@ limit, telemetry), its router and, for the route found, dependency solving and r
 validation before the handler runs. With one reading a request, FastAPI's and Starlette's
 own code was 21% of the ingress replica's event loop (py-spy at 2,700 requests/s: ~0.07 ms
 a request, more than the handler's own work). For the routes given here the front makes
-the handler's ``Request`` itself,
-awaits the handler, and answers its value as JSON or an ``HTTPProblem`` as the API's error
-answer, as FastAPI's route would (``problem_response``); every other request, and every
-other exception, goes through the FastAPI app as before. The routes stay declared on the
-app, which documents them (OpenAPI) and names them in Serve's request metrics.
+the handler's ``Request`` itself, awaits the handler, and answers its value as JSON or an
+``HTTPProblem`` as the API's error answer, as FastAPI's route would (``problem_response``);
+every other request goes through the FastAPI app as before, and any other exception is left
+to Serve (a 500, as FastAPI's would be). The routes stay declared on the app, which
+documents them (OpenAPI) and names them in Serve's request metrics.
 """
 
 from __future__ import annotations

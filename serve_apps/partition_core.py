@@ -121,8 +121,7 @@ class PartitionCore:
             new, slots, _, _ = self.state.admit(table)
             self.state.alerts.evaluate(slots, new.column("ts_ms").to_numpy(),
                                        new.column("glucose_mgdl").to_numpy())
-            if new.num_rows:
-                self.newest_ts_ms = max(self.newest_ts_ms, int(new.column("ts_ms").to_numpy().max()))
+            self._advance_clock(new)
             rows += new.num_rows
         return rows
 
@@ -148,9 +147,14 @@ class PartitionCore:
                 raise
             self.state.publish_readings(new)
             self._count_alerts(self.state.evaluate(slots, new))
-            self.newest_ts_ms = max(self.newest_ts_ms, int(new.column("ts_ms").to_numpy().max()))
+            self._advance_clock(new)
         self.telemetry.ingested(new.num_rows, table.num_rows - new.num_rows)
         return PartitionWrite(new.num_rows, table.num_rows - new.num_rows, rows)
+
+    def _advance_clock(self, new: pa.Table) -> None:
+        """Move the clock of "readings"-mode signal-loss checks to the newest reading stored."""
+        if new.num_rows:
+            self.newest_ts_ms = max(self.newest_ts_ms, int(new.column("ts_ms").to_numpy().max()))
 
     async def put_documents(self, patient_id: str, docs: list[Document]) -> list[dict]:
         """Create or replace documents; returns them as stored, once durable.
