@@ -8,7 +8,7 @@ import json
 import pytest
 from fastapi import FastAPI, Request
 
-from serve_apps.direct_routes import DirectRoutes
+from serve_apps.direct_routes import DirectRequest, DirectRoutes
 from serve_apps.http_api import HTTPProblem
 
 
@@ -105,3 +105,21 @@ def test_a_route_the_app_does_not_declare_is_refused():
         DirectRoutes(_app([]), {("POST", "/missing"): _direct})
     with pytest.raises(ValueError, match=r"\('PUT', '/things'\)"):
         DirectRoutes(_app([]), {("PUT", "/things"): _direct})
+
+
+def test_a_direct_request_reads_headers_and_query_as_starlettes_request_does():
+    raw = [(b"api-secret", b"first"), (b"Content-Type", b"application/json"),
+           (b"api-secret", b"second")]
+    for query in (b"", b"token=abc&q=1&q=2"):
+        scope = {"type": "http", "method": "POST", "path": "/things", "query_string": query,
+                 "headers": [(k.lower(), v) for k, v in raw]}
+        ours, theirs = DirectRequest(scope), Request(scope)
+        for name in ("api-secret", "API-Secret", "content-type", "authorization"):
+            assert ours.headers.get(name) == theirs.headers.get(name)
+            assert (name in ours.headers) == (name in theirs.headers)
+        assert ours.headers["Content-Type"] == "application/json"
+        assert ours.headers.getlist("api-secret") == ["first", "second"]
+        assert dict(ours.query_params) == dict(theirs.query_params)
+        assert ours.query_params.get("token") == theirs.query_params.get("token")
+    with pytest.raises(KeyError):
+        DirectRequest({"type": "http", "query_string": b"", "headers": []}).headers["x"]
