@@ -24,11 +24,10 @@ AR2_FLOOR_MGDL, AR2_CEIL_MGDL = 36.0, 400.0
 
 def slope_mgdl_per_min(prev_mgdl, prev_ts_ms, mgdl, ts_ms) -> np.ndarray:
     """Rate of change between two readings; NaN where they are too far apart or missing."""
-    dt_min = (np.asarray(ts_ms, float) - np.asarray(prev_ts_ms, float)) / 60_000.0
-    ok = (dt_min > 0) & (dt_min * 60_000 <= MAX_TREND_GAP_MS)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(ok, (np.asarray(mgdl, float) - np.asarray(prev_mgdl, float)) / dt_min,
-                        np.nan)
+    dt_ms = np.asarray(ts_ms, float) - np.asarray(prev_ts_ms, float)
+    ok = (dt_ms > 0) & (dt_ms <= MAX_TREND_GAP_MS)
+    return np.divide(np.asarray(mgdl, float) - np.asarray(prev_mgdl, float), dt_ms / 60_000.0,
+                     out=np.full(np.shape(dt_ms), np.nan), where=ok)
 
 
 def direction(slope: np.ndarray) -> np.ndarray:
