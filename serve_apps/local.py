@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
-import urllib.request
 from typing import Literal
 
 # Serve's HTTP proxy modes (shared/docs/ray-notes.md): the default Python proxy tops out at
@@ -47,27 +45,4 @@ def start_ingest(host: str, port: int, args: dict) -> str:
 
     serve.start(proxy_location="HeadOnly", http_options={"host": host, "port": port})
     serve.run(build(args), name="ingest", route_prefix="/")
-    url = f"http://{host}:{port}"
-    wait_until_serving(url)
-    return url
-
-
-def wait_until_serving(url: str, path: str = "/health", timeout_s: float = 60.0) -> None:
-    """Return once ``GET url+path`` answers 200; ``TimeoutError`` naming the URL if not in
-    ``timeout_s``.
-
-    ``serve.run`` returns when the replicas are up, but in HAProxy mode the proxy takes up
-    to a few hundred milliseconds more to route to them (until then it closes connections
-    unanswered): every connection of a benchmark's first round failed once, measured.
-    """
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(url + path, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:  # urllib's HTTPError included
-            pass  # refused, closed unanswered or 502/503 from the proxy: not yet
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url}{path} did not answer 200 within {timeout_s:g} s")
-        time.sleep(0.05)
+    return f"http://{host}:{port}"
