@@ -88,8 +88,12 @@ async def write_coalesced(requests: list[pa.Table | Reading], partitions: int,
     """Write every request's readings; each request's counts, or why it was refused."""
     batch = coalesce(requests, partitions)
     results: list[WriteCounts | Rejection] = [WriteCounts() for _ in requests]
-    replies = await asyncio.gather(*(_call(send, k, batch.rows_of(rows))
-                                     for k, rows in batch.groups))
+    if len(batch.groups) == 1:  # one partition: no task to gather
+        ((k, rows),) = batch.groups
+        replies = [await _call(send, k, batch.rows_of(rows))]
+    else:
+        replies = await asyncio.gather(*(_call(send, k, batch.rows_of(rows))
+                                         for k, rows in batch.groups))
     for (k, rows), reply in zip(batch.groups, replies):
         owners = batch.owner[rows]
         members = np.unique(owners)

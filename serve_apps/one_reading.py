@@ -78,6 +78,6 @@ def readings_table(readings: list[Reading]) -> pa.Table:
     """Readings as one table, in order, exactly as ``check_batch`` would have made each."""
     patients, sensors, ts, glucose, flags, received = zip(*readings)
     return landing_table(pa.array(patients, pa.string()), pa.array(sensors, pa.string()),
-                         np.array(ts, np.int64), np.array(glucose, np.float64),
+                         np.array(ts, np.int64), np.array(glucose, np.float32),
                          np.array(flags, np.int8), np.array(received, np.int64),
                          np.zeros(len(readings), np.int8))

@@ -75,6 +75,7 @@ class PartitionState:
         self.alerts = AlertEngine()
         self.patients_cohort: dict[str, str] = {}
         self._slot_sensor: list[str] = []
+        self._watched: set[str] = set()  # patients with a subscriber
         self._alloc(1024)
 
     def _alloc(self, capacity: int) -> None:
@@ -206,9 +207,9 @@ class PartitionState:
 
     def publish_readings(self, table: pa.Table) -> None:
         """Durable new readings, as Nightscout entries, to their patients' subscribers."""
-        watched = {p for p in table.column("patient_id").unique().to_pylist()
-                   if p in self.patients and self.patients[p].subscribers}
-        for patient_id in watched:
+        if not self._watched:
+            return
+        for patient_id in self._watched.intersection(table.column("patient_id").to_pylist()):
             ts = pc.filter(table.column("ts_ms"), pc.equal(table.column("patient_id"), patient_id))
             since_ms = pc.min(ts).as_py()
             for record in reversed(self.entries(patient_id, len(ts), since_ms)):  # oldest first
@@ -222,12 +223,15 @@ class PartitionState:
     def subscribe(self, patient_id: str) -> asyncio.Queue:
         q: asyncio.Queue = asyncio.Queue(maxsize=SUBSCRIBER_QUEUE)
         self.patients.setdefault(patient_id, PatientInfo()).subscribers.append(q)
+        self._watched.add(patient_id)
         return q
 
     def unsubscribe(self, patient_id: str, q: asyncio.Queue) -> None:
         subs = self.patients[patient_id].subscribers
         if q in subs:
             subs.remove(q)
+        if not subs:
+            self._watched.discard(patient_id)
 
     # -- reads -------------------------------------------------------------------------
     def entries(self, patient_id: str, count: int = 10, since_ms: int | None = None,

@@ -50,6 +50,22 @@ def test_readings_already_stored_are_duplicates_in_later_batches_but_late_ones_a
     assert [g for _, g in sgvs(state, "p")] == [115, 110, 105, 100]
 
 
+def test_new_readings_go_to_their_patients_subscribers_only_while_subscribed():
+    state = PartitionState(hot_readings=12)
+    watching, other = state.subscribe("p"), state.subscribe("q")
+    new, _, _, _ = state.admit(readings(("p", "s1", T0, 100), ("r", "s3", T0, 90)))
+    state.publish_readings(new)
+    assert [(kind, e["sgv"]) for kind, e in [watching.get_nowait()]] == [("reading", 100)]
+    assert watching.empty() and other.empty()
+    state.unsubscribe("p", watching)
+    new, _, _, _ = state.admit(readings(("p", "s1", T0 + 5 * MIN, 110), ("q", "s2", T0, 95)))
+    state.publish_readings(new)
+    assert watching.empty() and other.get_nowait()[1]["sgv"] == 95
+    state.unsubscribe("q", other)
+    state.publish_readings(state.admit(readings(("q", "s2", T0 + 5 * MIN, 96)))[0])
+    assert other.empty()
+
+
 def test_rollback_forgets_only_the_undone_readings():
     state = PartitionState(hot_readings=12)
     _, _, undo, _ = state.admit(readings(("p", "s", T0 + 20 * MIN, 120)))
