@@ -49,6 +49,9 @@ class IngestConfig(Strict):
         "wall", description="'readings': the newest reading time seen, for replays and "
         "accelerated fleets whose timestamps are not the wall clock's")
     timer_period_s: float = Field(10.0, gt=0, description="signal-loss checks and segment rolls")
+    alert_batch_ms: float = Field(10.0, ge=0, le=1000, description=(
+        "alert rules run over the readings made durable in this window, not once a write "
+        "(their cost is per run, not per reading); reads of alert state do not wait"))
     api_secret_env: str = Field("API_SECRET", description="environment variable holding the secret")
     rate_limit_per_s: float = Field(1000.0, gt=0, description=(
         "requests/s per credential and ingress replica (burst 2x): above what a replica serves "

@@ -72,9 +72,11 @@ class LocalPartition:
         return self.core.state.patients_cohort.get(patient_id)
 
     async def sensors(self, patient_id: str) -> list[dict]:
+        self.core.settle()  # their active alerts
         return self.core.state.sensor_status(patient_id, now_ms())
 
     async def alert_history(self, patient_id: str, limit: int) -> list[dict]:
+        self.core.settle()
         patient = self.core.state.patients.get(patient_id)
         return [] if patient is None else list(patient.history)[-limit:][::-1]
 

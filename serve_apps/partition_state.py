@@ -181,11 +181,10 @@ class PartitionState:
         for slot in np.unique(s):
             self.max_ts[slot] = self.ring_ts[slot].max()
 
-    def evaluate(self, slots: np.ndarray, table: pa.Table) -> list[dict]:
+    def evaluate(self, slots: np.ndarray, ts_ms: np.ndarray, glucose_mgdl: np.ndarray
+                 ) -> list[dict]:
         """Alerts raised by durable new readings: recorded and pushed to subscribers."""
-        events = self.alerts.evaluate(slots, table.column("ts_ms").to_numpy(),
-                                      table.column("glucose_mgdl").to_numpy())
-        return self.publish(events)
+        return self.publish(self.alerts.evaluate(slots, ts_ms, glucose_mgdl))
 
     def check_time(self, now_ms: int) -> list[dict]:
         return self.publish(self.alerts.check_time(now_ms))
