@@ -51,7 +51,7 @@ class IngestConfig(Strict):
     timer_period_s: float = Field(10.0, gt=0, description="signal-loss checks and segment rolls")
     alert_batch_ms: float = Field(10.0, ge=0, le=1000, description=(
         "alert rules run over the readings made durable in this window, not once a write "
-        "(their cost is per run, not per reading); reads of alert state do not wait"))
+        "(their cost is per run, not per reading); a read of alert state runs them first"))
     api_secret_env: str = Field("API_SECRET", description="environment variable holding the secret")
     rate_limit_per_s: float = Field(1000.0, gt=0, description=(
         "requests/s per credential and ingress replica (burst 2x): above what a replica serves "
