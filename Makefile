@@ -99,6 +99,7 @@ bench: $(STAMP) $(LOOP_STAMP) $(if $(HAVE_NODE),$(NODE_STAMPS))
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_cohort.py
 	$(BIN)/python benchmarks/bench_controllers.py
+	$(BIN)/python benchmarks/bench_hot_path.py
 
 clean:
 	rm -rf $(VENV) .node out .pytest_cache
