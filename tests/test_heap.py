@@ -37,7 +37,10 @@ def test_settle_collects_cycles_and_freezes_the_survivors(unfrozen):
 
 @pytest.fixture
 def default_thresholds():
+    """CPython's thresholds for the test (a partition built by an earlier test in this
+    process raised them), this process's again afterwards."""
     saved = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
     yield
     gc.set_threshold(*saved)
 
