@@ -266,7 +266,6 @@ class PartitionCore:
 
     def close(self) -> None:
         """Let another process hold this partition (its logs stay as a crash leaves them)."""
-        self.settle()
         self.lock.release()
 
     def stats(self) -> PartitionStats:
