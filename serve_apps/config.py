@@ -45,6 +45,10 @@ class IngestConfig(Strict):
     min_ts_ms: int = Field(EARLIEST_TS_MS, description="oldest timestamp accepted (2000-01-01)")
     segment_max_bytes: int = Field(64 << 20, ge=1 << 16)
     segment_max_age_s: float = Field(60.0, gt=0)
+    wal_fsync: Literal["kernel", "loop"] = Field("kernel", description=(
+        "'kernel': the logs' fdatasync runs in a kernel worker (io_uring, or Linux AIO where "
+        "io_uring is refused) while the event loop goes on serving, and falls back to 'loop' "
+        "where neither is granted; 'loop': a blocking call on the event loop"))
     signal_loss_clock: Literal["wall", "readings"] = Field(
         "wall", description="'readings': the newest reading time seen, for replays and "
         "accelerated fleets whose timestamps are not the wall clock's")

@@ -71,9 +71,9 @@ class IngressBase:
         #   every request that arrives (~12 a write at 3,500 requests/s from 24
         #   connections). Waiting up to 5 ms for company, with two writes in flight, made
         #   writes of ~23 but left the loop idle while clients waited: 2,270-2,400
-        #   requests/s against 3,070-3,720 (six alternating rounds). The fsync off the loop
-        #   (a thread, a child process, Linux AIO) gave no more; pipelining commits gave
-        #   fewer (writes of ~7).
+        #   requests/s against 3,070-3,720 (six alternating rounds). Pipelining commits gave
+        #   fewer (writes of ~7). The log's sync runs in a kernel worker (``kernel_fsync``),
+        #   so the loop serves the next write's requests meanwhile.
         # - A remote partition's write is a handle call, costly per call and not on this
         #   loop: requests wait up to 5 ms to share one, two in flight (with 2 partitions,
         #   1,340-1,460 requests/s against 1,230-1,350 for group commit, four rounds).

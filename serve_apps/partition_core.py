@@ -79,12 +79,12 @@ class PartitionCore:
         self.registry_path.parent.mkdir(parents=True, exist_ok=True)
         self.wal = WriteAheadLog(base / "wal" / f"p{index:03d}", config.landing_dir,
                                  f"p{index:03d}", LANDING_SCHEMA, config.segment_max_bytes,
-                                 config.segment_max_age_s)
+                                 config.segment_max_age_s, config.wal_fsync)
         self.documents = DocumentStore(config.max_documents)
         self.document_wal = WriteAheadLog(base / "documents" / f"p{index:03d}",
                                           config.documents_landing_dir, f"p{index:03d}",
                                           DOCUMENT_SCHEMA, config.segment_max_bytes,
-                                          config.segment_max_age_s)
+                                          config.segment_max_age_s, config.wal_fsync)
         self.telemetry = telemetry or NoCounters()
         self.alerts_fired: Counter[str] = Counter()  # fired alerts by type
         self.newest_ts_ms = 0  # the clock of signal-loss checks in "readings" mode
@@ -274,6 +274,7 @@ class PartitionCore:
             partition=self.index, sensors=len(self.state.sensors),
             patients=len(self.state.patients), replayed=self.replayed,
             wal_rows=self.wal.appended_rows, wal_commits=self.wal.commits,
+            wal_fsync=self.wal.fsync_backend,
             alerts_fired=self.alerts_fired.total(), alerts_fired_by_type=dict(self.alerts_fired),
             webhooks_delivered=self.webhooks.delivered, webhooks_failed=self.webhooks.failed,
             documents_replayed=self.replayed_documents,

@@ -80,6 +80,7 @@ class PartitionStats:
     webhooks_failed: int
     documents_replayed: int = 0  # Nightscout document versions replayed at start
     document_rows: int = 0  # document versions logged since start
+    wal_fsync: str = "not started"  # how the log syncs: io_uring, linux_aio or loop
 
     def as_json(self) -> dict:
         return asdict(self)

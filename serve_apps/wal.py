@@ -1,14 +1,15 @@
 """Write-ahead log with group commit: a reading is acknowledged only once it is on disk.
 
 Concurrent ``append`` calls queue their record batches; one writer task writes everything
-queued as Arrow IPC stream batches and calls ``fsync`` once for the group, then releases
-all of them, so the fsync cost is shared by every request that arrived meanwhile. The
-writer runs on the event loop itself: an fsync here takes ~0.2 ms, less than the round
-trip through a thread pool (whose worker must win the GIL back from the busy loop). The log
-is a sequence of segment files; a segment is closed after ``segment_max_bytes`` or
-``segment_max_age_s`` and moved (atomically) into the landing directory the lake ETL
-loads. ``replay`` yields every durable batch of the landed and open segments, stopping
-cleanly at a torn tail left by a crash.
+queued as Arrow IPC stream batches and calls ``fdatasync`` once for the group, then releases
+all of them, so the sync's cost is shared by every request that arrived meanwhile. The sync
+runs in a kernel worker (``serve_apps.kernel_fsync``) while the event loop goes on serving,
+and the requests arriving meanwhile form the next group; where the kernel grants no ring
+(or with ``fsync="loop"``) it is a blocking call on the loop. The log is a sequence of
+segment files; a segment is closed after ``segment_max_bytes`` or ``segment_max_age_s`` and
+moved (atomically) into the landing directory the lake ETL loads. ``replay`` yields every
+durable batch of the landed and open segments, stopping cleanly at a torn tail left by a
+crash.
 """
 
 from __future__ import annotations
@@ -18,20 +19,31 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
+
+from serve_apps.kernel_fsync import KernelFsync
 
 SEGMENT_SUFFIX = ".arrows"
 
 
 class WriteAheadLog:
-    """One writer's log (a partition's), in ``directory``; closed segments go to ``landing``."""
+    """One writer's log (a partition's), in ``directory``; closed segments go to ``landing``.
+
+    ``fsync``: "kernel" syncs through a kernel ring, off the event loop (a blocking call
+    where no ring is granted); "loop" always blocks the loop. ``fsync_backend`` says which
+    is in use once the first append has started the writer.
+    """
 
     def __init__(self, directory: str | Path, landing: str | Path, name: str,
                  schema: pa.Schema, segment_max_bytes: int = 64 << 20,
-                 segment_max_age_s: float = 60.0) -> None:
+                 segment_max_age_s: float = 60.0,
+                 fsync: Literal["kernel", "loop"] = "kernel") -> None:
         self.dir, self.landing, self.name, self.schema = Path(directory), Path(landing), name, schema
+        self.fsync = fsync
+        self.fsync_backend = "not started"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.landing.mkdir(parents=True, exist_ok=True)
         self.segment_max_bytes, self.segment_max_age_s = segment_max_bytes, segment_max_age_s
@@ -55,6 +67,7 @@ class WriteAheadLog:
         self._segment_path = self.dir / f"{self.name}-{seq:012d}{SEGMENT_SUFFIX}"
         self._file = open(self._segment_path, "wb")
         self._stream = ipc.new_stream(self._file, self.schema)
+        _fsync_dir(self.dir)  # the new file's name is durable before anything in it is acked
         self._segment_opened = time.monotonic()
 
     def _close_segment(self) -> None:
@@ -105,34 +118,44 @@ class WriteAheadLog:
 
     async def _writer(self) -> None:
         """Commit everything queued since the last commit as one group, then wait for more."""
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            group, self._queue = self._queue, []
-            roll, self._roll_requested = self._roll_requested, False
-            rolled, self._roll_waiters = self._roll_waiters, []
-            try:
-                if group:
-                    self._write_group([b for b, _ in group])
-                if roll:
-                    self._close_segment()
-            except Exception as exc:  # every waiter learns its data is not durable
+        ring = (KernelFsync.open(asyncio.get_running_loop()) if self.fsync == "kernel"
+                else None)
+        self.fsync_backend = ring.backend if ring is not None else "loop"
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                group, self._queue = self._queue, []
+                roll, self._roll_requested = self._roll_requested, False
+                rolled, self._roll_waiters = self._roll_waiters, []
+                try:
+                    if group:
+                        await self._write_group([b for b, _ in group], ring)
+                    if roll:
+                        self._close_segment()
+                except Exception as exc:  # every waiter learns its data is not durable
+                    for fut in [f for _, f in group] + rolled:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
                 for fut in [f for _, f in group] + rolled:
                     if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            for fut in [f for _, f in group] + rolled:
-                if not fut.done():
-                    fut.set_result(None)
+                        fut.set_result(None)
+        finally:
+            if ring is not None:
+                ring.close()
 
-    def _write_group(self, batches: list[pa.RecordBatch]) -> None:
+    async def _write_group(self, batches: list[pa.RecordBatch], ring: KernelFsync | None) -> None:
         if self._stream is None:
             self._open_segment()
         for batch in batches:
             self._stream.write_batch(batch)
             self.appended_rows += batch.num_rows
         self._file.flush()
-        os.fsync(self._file.fileno())
+        if ring is None:
+            os.fdatasync(self._file.fileno())
+        else:
+            await ring.fdatasync(self._file.fileno())
         self.commits += 1
         if (self._file.tell() >= self.segment_max_bytes
                 or time.monotonic() - self._segment_opened >= self.segment_max_age_s):

@@ -6,10 +6,24 @@ import asyncio
 import os
 
 import pyarrow as pa
+import pytest
 
+from serve_apps.kernel_fsync import KernelFsync
 from serve_apps.wal import WriteAheadLog
 
 SCHEMA = pa.schema([("sensor_id", pa.string()), ("ts_ms", pa.int64())])
+
+
+def _granted_ring() -> str:
+    """The ring this kernel grants a process ("loop": none)."""
+    async def main() -> str:
+        ring = KernelFsync.open(asyncio.get_running_loop())
+        if ring is None:
+            return "loop"
+        ring.close()
+        return ring.backend
+
+    return asyncio.run(main())
 
 
 def _batch(sensor: str, n: int, start: int = 0) -> pa.RecordBatch:
@@ -17,14 +31,16 @@ def _batch(sensor: str, n: int, start: int = 0) -> pa.RecordBatch:
                            schema=SCHEMA)
 
 
-def test_concurrent_appends_share_fsyncs_and_survive_a_restart(tmp_path):
-    wal = WriteAheadLog(tmp_path / "wal", tmp_path / "landing", "p0", SCHEMA)
+@pytest.mark.parametrize("fsync", ["kernel", "loop"])
+def test_concurrent_appends_share_fsyncs_and_survive_a_restart(tmp_path, fsync):
+    wal = WriteAheadLog(tmp_path / "wal", tmp_path / "landing", "p0", SCHEMA, fsync=fsync)
 
     async def main():
         await asyncio.gather(*(wal.append(_batch(f"s{k}", 10)) for k in range(200)))
 
     asyncio.run(main())
     assert wal.appended_rows == 2000 and wal.commits < 200  # grouped
+    assert wal.fsync_backend == (_granted_ring() if fsync == "kernel" else "loop")
     # a new process: recover the open segment, then replay everything acknowledged
     again = WriteAheadLog(tmp_path / "wal", tmp_path / "landing", "p0", SCHEMA)
     again.recover()
@@ -49,9 +65,10 @@ def test_torn_tail_keeps_the_durable_prefix(tmp_path):
     assert sum(b.num_rows for b in again.replay()) == 500
 
 
-def test_segments_roll_into_the_landing_area(tmp_path):
+@pytest.mark.parametrize("fsync", ["kernel", "loop"])
+def test_segments_roll_into_the_landing_area(tmp_path, fsync):
     wal = WriteAheadLog(tmp_path / "wal", tmp_path / "landing", "p0", SCHEMA,
-                        segment_max_bytes=2_000)
+                        segment_max_bytes=2_000, fsync=fsync)
 
     async def main():
         for k in range(20):
