@@ -15,6 +15,7 @@ crash.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -82,6 +83,17 @@ class WriteAheadLog:
         _fsync_dir(self.landing)
         self._stream = self._file = self._segment_path = None
 
+    def _abandon_segment(self) -> None:
+        """After a failed write or sync, leave the open segment as it is and start the next
+        group in a new one: after a failed fsync the kernel may have marked pages clean that
+        never reached the disk, so acknowledged batches must not follow them in one file (a
+        replay stops at the first torn batch). ``recover`` lands the old segment's durable
+        prefix at the next start."""
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+        self._stream = self._file = self._segment_path = None
+
     def recover(self) -> None:
         """Land segments a previous process left open (their durable prefix)."""
         for path in self._segments(self.dir):
@@ -134,6 +146,7 @@ class WriteAheadLog:
                     if roll:
                         self._close_segment()
                 except Exception as exc:  # every waiter learns its data is not durable
+                    self._abandon_segment()
                     for fut in [f for _, f in group] + rolled:
                         if not fut.done():
                             fut.set_exception(exc)

@@ -98,3 +98,27 @@ def test_roll_lands_everything_appended_before_it(tmp_path):
     rows = sum(b.num_rows for b in WriteAheadLog(tmp_path / "wal", tmp_path / "landing", "p0",
                                                   SCHEMA).replay())
     assert rows == 500
+
+
+@pytest.mark.parametrize("fsync", ["kernel", "loop"])
+def test_a_failed_sync_fails_its_appends_and_later_ones_go_to_a_new_segment(tmp_path, fsync):
+    wal = WriteAheadLog(tmp_path / "wal", tmp_path / "landing", "p0", SCHEMA, fsync=fsync)
+
+    async def main() -> None:
+        await wal.append(_batch("s", 10))
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, wal._file.fileno())  # the segment's descriptor is now a pipe:
+        try:  # its write succeeds, its sync fails (EINVAL), as a disk's EIO would
+            with pytest.raises(OSError):
+                await wal.append(_batch("s", 10, start=10))
+        finally:
+            os.close(read_end)
+            os.close(write_end)
+        await wal.append(_batch("s", 10, start=20))
+
+    asyncio.run(main())
+    assert len(os.listdir(tmp_path / "wal")) == 2  # the acknowledged batch after it: a new file
+    again = WriteAheadLog(tmp_path / "wal", tmp_path / "landing", "p0", SCHEMA)
+    again.recover()
+    ts = [t for b in again.replay() for t in b.column("ts_ms").to_pylist()]
+    assert ts == list(range(10)) + list(range(20, 30))  # every acknowledged reading, in order
