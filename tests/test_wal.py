@@ -1,14 +1,21 @@
-"""Write-ahead log: group commit, durability across a crash, segment landing, torn tails."""
+"""Write-ahead log: group commit, durability across a crash, segment landing, torn tails,
+failed syncs, and how it syncs (a kernel worker or the event loop)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import pyarrow as pa
 import pytest
 
+from cgm_ray.schema import EARLIEST_TS_MS
+from serve_apps.config import IngestConfig
 from serve_apps.kernel_fsync import KernelFsync
+from serve_apps.partition_core import PartitionCore
+from serve_apps.replies import PartitionStats
+from serve_apps.validation import ReadingBatch, check_batch
 from serve_apps.wal import WriteAheadLog
 
 SCHEMA = pa.schema([("sensor_id", pa.string()), ("ts_ms", pa.int64())])
@@ -122,3 +129,23 @@ def test_a_failed_sync_fails_its_appends_and_later_ones_go_to_a_new_segment(tmp_
     again.recover()
     ts = [t for b in again.replay() for t in b.column("ts_ms").to_pylist()]
     assert ts == list(range(10)) + list(range(20, 30))  # every acknowledged reading, in order
+
+
+@pytest.mark.parametrize("fsync", ["kernel", "loop"])
+def test_the_partition_stats_say_how_its_log_syncs(tmp_path, fsync):
+    core = PartitionCore(0, IngestConfig(data_dir=str(tmp_path / "ingest"),
+                                         landing_dir=str(tmp_path / "landing"), wal_fsync=fsync))
+    now_ms = int(time.time() * 1000)
+    table = check_batch(ReadingBatch(patient_id=["p"], sensor_id=["s"], ts_ms=[now_ms],
+                                     glucose_mgdl=[120.0]), now_ms, 300, EARLIEST_TS_MS, 10)
+
+    async def main() -> PartitionStats:
+        assert (await core.ingest(table)).accepted == 1
+        return core.stats()
+
+    try:
+        stats = asyncio.run(main())
+    finally:
+        core.close()
+    assert (stats.wal_rows, stats.wal_commits) == (1, 1)
+    assert stats.wal_fsync == (_granted_ring() if fsync == "kernel" else "loop")
