@@ -84,27 +84,39 @@ class WriteAheadLog:
         self._stream = self._file = self._segment_path = None
 
     def _abandon_segment(self) -> None:
-        """After a failed write or sync, leave the open segment as it is and start the next
-        group in a new one: after a failed fsync the kernel may have marked pages clean that
-        never reached the disk, so acknowledged batches must not follow them in one file (a
-        replay stops at the first torn batch). ``recover`` lands the old segment's durable
-        prefix at the next start."""
+        """After a failed write or sync, land the open segment's durable prefix and start the
+        next group in a new segment: after a failed fsync the kernel may have marked pages
+        clean that never reached the disk, so acknowledged batches must not follow them in
+        one file (a replay stops at the first torn batch). If landing fails too (the disk
+        is failing), ``recover`` lands the segment at the next start."""
+        path = self._segment_path
         if self._file is not None:
             with contextlib.suppress(OSError):
                 self._file.close()
         self._stream = self._file = self._segment_path = None
+        if path is not None:
+            with contextlib.suppress(OSError):
+                self._land_durable_prefix(path)
 
     def recover(self) -> None:
         """Land segments a previous process left open (their durable prefix)."""
         for path in self._segments(self.dir):
-            batches = list(_read_durable(path))
-            tmp = path.with_suffix(".recovering")
-            with open(tmp, "wb") as fh, ipc.new_stream(fh, self.schema) as out:
+            self._land_durable_prefix(path)
+
+    def _land_durable_prefix(self, path: Path) -> None:
+        """Rewrite an open segment's complete batches (a torn tail cut off), sync the copy,
+        move it into the landing area, and only then delete the original."""
+        batches = list(_read_durable(path))
+        tmp = path.with_suffix(".recovering")
+        with open(tmp, "wb") as fh:
+            with ipc.new_stream(fh, self.schema) as out:
                 for batch in batches:
                     out.write_batch(batch)
-            os.replace(tmp, self.landing / path.name)
-            path.unlink(missing_ok=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.landing / path.name)
         _fsync_dir(self.landing)
+        path.unlink(missing_ok=True)
 
     def landed(self) -> list[Path]:
         """This log's landed segments, oldest first."""

@@ -124,7 +124,9 @@ def test_a_failed_sync_fails_its_appends_and_later_ones_go_to_a_new_segment(tmp_
         await wal.append(_batch("s", 10, start=20))
 
     asyncio.run(main())
-    assert len(os.listdir(tmp_path / "wal")) == 2  # the acknowledged batch after it: a new file
+    # the failed segment's durable prefix landed at once; the batch after it is in a new file
+    assert len(os.listdir(tmp_path / "landing")) == len(os.listdir(tmp_path / "wal")) == 1
+    assert [t for b in wal.replay() for t in b.column("ts_ms").to_pylist()] == list(range(10))
     again = WriteAheadLog(tmp_path / "wal", tmp_path / "landing", "p0", SCHEMA)
     again.recover()
     ts = [t for b in again.replay() for t in b.column("ts_ms").to_pylist()]
