@@ -74,13 +74,13 @@ class PartitionStats:
     replayed: int
     wal_rows: int
     wal_commits: int
+    wal_fsync: str  # how the log syncs: io_uring, linux_aio, loop (or "not started")
     alerts_fired: int
     alerts_fired_by_type: dict[str, int]
     webhooks_delivered: int
     webhooks_failed: int
     documents_replayed: int = 0  # Nightscout document versions replayed at start
     document_rows: int = 0  # document versions logged since start
-    wal_fsync: str = "not started"  # how the log syncs: io_uring, linux_aio or loop
 
     def as_json(self) -> dict:
         return asdict(self)

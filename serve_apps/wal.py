@@ -152,6 +152,7 @@ class WriteAheadLog:
                 group, self._queue = self._queue, []
                 roll, self._roll_requested = self._roll_requested, False
                 rolled, self._roll_waiters = self._roll_waiters, []
+                waiters = [f for _, f in group] + rolled
                 try:
                     if group:
                         await self._write_group([b for b, _ in group], ring)
@@ -159,11 +160,11 @@ class WriteAheadLog:
                         self._close_segment()
                 except Exception as exc:  # every waiter learns its data is not durable
                     self._abandon_segment()
-                    for fut in [f for _, f in group] + rolled:
+                    for fut in waiters:
                         if not fut.done():
                             fut.set_exception(exc)
                     continue
-                for fut in [f for _, f in group] + rolled:
+                for fut in waiters:
                     if not fut.done():
                         fut.set_result(None)
         finally:
